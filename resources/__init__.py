@@ -1,0 +1,1 @@
+"""Dagster resources: the offline store (Parquet), the online store (Redis) and DuckDB."""

@@ -1,0 +1,197 @@
+"""The offline store: Parquet partitions of every feature view on a local folder or S3 (through s3fs)."""
+
+import os
+import posixpath
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
+
+import duckdb
+import fsspec
+import polars as pl
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, PrivateAttr
+
+from feature_assets.feature_view import FeatureView
+from feature_assets.sources import ParquetSource
+
+PARTITION_FILE = "data.parquet"
+
+
+class OfflineStore(ConfigurableResource):
+    """Parquet partitions laid out as `<root>/<view>/v<version>/date=YYYY-MM-DD/data.parquet`."""
+
+    root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding all Parquet.")
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://127.0.0.1:8333.")
+    aws_access_key_id: str | None = Field(default=None, description="S3 access key id.")
+    aws_secret_access_key: str | None = Field(default=None, description="S3 secret access key.")
+
+    _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> "OfflineStore":
+        """Build the store from OFFLINE_ROOT, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."""
+        settings: dict[str, object] = {}
+        for field_name, variable in (
+            ("root", "OFFLINE_ROOT"),
+            ("s3_endpoint_url", "S3_ENDPOINT_URL"),
+            ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
+            ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+        ):
+            if os.environ.get(variable):
+                settings[field_name] = EnvVar(variable)
+        return cls(**settings)
+
+    @property
+    def is_s3(self) -> bool:
+        """Return whether the store lives on S3."""
+        return self.root.startswith("s3://")
+
+    @property
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        """Return the fsspec filesystem behind the root (local, or s3fs with the configured endpoint)."""
+        if self._fs is None:
+            if self.is_s3:
+                import s3fs
+
+                client_kwargs = {"endpoint_url": self.s3_endpoint_url} if self.s3_endpoint_url else {}
+                self._fs = s3fs.S3FileSystem(
+                    key=self.aws_access_key_id,
+                    secret=self.aws_secret_access_key,
+                    client_kwargs=client_kwargs,
+                    use_listings_cache=False,
+                )
+            else:
+                self._fs = fsspec.filesystem("file")
+        return self._fs
+
+    @property
+    def storage_options(self) -> dict[str, str] | None:
+        """Return the options Polars needs to read this store's S3 paths (None for local paths)."""
+        if not self.is_s3:
+            return None
+        options = {"aws_region": "us-east-1"}
+        if self.s3_endpoint_url:
+            options["aws_endpoint_url"] = self.s3_endpoint_url
+            options["aws_allow_http"] = str(self.s3_endpoint_url.startswith("http://")).lower()
+        if self.aws_access_key_id:
+            options["aws_access_key_id"] = self.aws_access_key_id
+        if self.aws_secret_access_key:
+            options["aws_secret_access_key"] = self.aws_secret_access_key
+        return options
+
+    def resolve(self, path: str) -> str:
+        """Return `path` made absolute: URLs and absolute paths as given, others under the root."""
+        if "://" in path or os.path.isabs(path):
+            return path
+        root = self.root if self.is_s3 else os.path.abspath(self.root)
+        return posixpath.join(root, path)
+
+    def view_root(self, view: FeatureView) -> str:
+        """Return the folder holding every partition of one version of a view."""
+        return self.resolve(f"{view.name}/v{view.version}")
+
+    def partition_path(self, view: FeatureView, day: date) -> str:
+        """Return the Parquet file of one daily partition."""
+        return posixpath.join(self.view_root(view), f"date={day.isoformat()}", PARTITION_FILE)
+
+    def write_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
+        """Replace one partition with `frame` atomically; readers see the old file or the new one, never half."""
+        path = self.partition_path(view, day)
+        fs = self.filesystem
+        if self.is_s3:
+            with fs.open(path, "wb") as handle:
+                frame.write_parquet(handle, statistics=True)
+            return path
+        folder = os.path.dirname(path)
+        os.makedirs(folder, exist_ok=True)
+        staging = os.path.join(folder, f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp")
+        try:
+            frame.write_parquet(staging, statistics=True)
+            os.replace(staging, path)
+        finally:
+            if os.path.exists(staging):
+                os.remove(staging)
+        return path
+
+    def delete_partition(self, view: FeatureView, day: date) -> None:
+        """Remove one partition if it exists."""
+        folder = posixpath.dirname(self.partition_path(view, day))
+        if self.filesystem.exists(folder):
+            self.filesystem.rm(folder, recursive=True)
+
+    def list_partitions(self, view: FeatureView) -> list[date]:
+        """Return the days that have a written partition, in order."""
+        pattern = posixpath.join(self.view_root(view), "date=*", PARTITION_FILE)
+        days = [date.fromisoformat(posixpath.basename(posixpath.dirname(p))[5:]) for p in self.filesystem.glob(pattern)]
+        return sorted(days)
+
+    def partition_files(self, view: FeatureView, start: date | None = None, end: date | None = None) -> list[str]:
+        """Return the full paths of existing partitions with `start <= day <= end` (bounds optional)."""
+        days = [d for d in self.list_partitions(view) if (start is None or d >= start) and (end is None or d <= end)]
+        paths = [self.partition_path(view, d) for d in days]
+        return [f"s3://{p}" if self.is_s3 and not p.startswith("s3://") else p for p in paths]
+
+    def read_partition(self, view: FeatureView, day: date) -> pl.DataFrame:
+        """Return the rows of one partition (an empty frame with the view's schema if it was never written)."""
+        path = self.partition_path(view, day)
+        if not self.filesystem.exists(path):
+            return pl.DataFrame(schema=view.output_schema)
+        return pl.read_parquet(path, storage_options=self.storage_options)
+
+    def scan_partitions(self, view: FeatureView, start: date | None = None, end: date | None = None) -> pl.LazyFrame:
+        """Return a lazy frame over the partitions with `start <= day <= end`."""
+        files = self.partition_files(view, start, end)
+        if not files:
+            return pl.LazyFrame(schema=view.output_schema)
+        return pl.scan_parquet(files, storage_options=self.storage_options)
+
+    def scan_source(self, source: ParquetSource, start: datetime, end: datetime) -> pl.LazyFrame:
+        """Return the source rows with `start <= timestamp < end`, filtered where Parquet statistics allow."""
+        frame = pl.scan_parquet(self.resolve(source.path), storage_options=self.storage_options)
+        column = source.timestamp_field
+        dtype = frame.collect_schema().get(column)
+        if not isinstance(dtype, pl.Datetime):
+            raise ValueError(
+                f"source {source.name!r}: timestamp_field {column!r} must be a datetime column, found {dtype}"
+            )
+        low, high = (_literal_for(dtype, moment) for moment in (start, end))
+        return frame.filter((pl.col(column) >= low) & (pl.col(column) < high))
+
+    def write_file(self, path: str, frame: pl.DataFrame) -> str:
+        """Write `frame` as one Parquet file at `path` (relative paths go under the root)."""
+        full = self.resolve(path)
+        if self.is_s3:
+            with self.filesystem.open(full, "wb") as handle:
+                frame.write_parquet(handle)
+        else:
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            frame.write_parquet(full)
+        return full
+
+    @contextmanager
+    def duckdb_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield an in-memory DuckDB connection that can read this store's paths (S3 through s3fs)."""
+        connection = duckdb.connect()
+        try:
+            if self.is_s3:
+                connection.register_filesystem(self.filesystem)
+            yield connection
+        finally:
+            connection.close()
+
+
+def _literal_for(dtype: pl.Datetime, moment: datetime) -> pl.Expr:
+    """Return `moment` as a literal comparable with a column of `dtype` (naive moments and columns are UTC)."""
+    naive_utc = moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+    literal = pl.lit(naive_utc, dtype=pl.Datetime(dtype.time_unit))
+    if dtype.time_zone is None:
+        return literal
+    return literal.dt.replace_time_zone("UTC").dt.convert_time_zone(dtype.time_zone)
+
+
+def day_bounds(day: date, lookback: timedelta = timedelta(0)) -> tuple[datetime, datetime]:
+    """Return the UTC datetimes `[day - lookback, day + 1)` a partition reads."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start - lookback, start + timedelta(days=1)
