@@ -1,0 +1,104 @@
+"""The Pandera (polars backend) schema of a feature view and the validation of one partition against it."""
+
+from dataclasses import dataclass
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaError, SchemaErrors
+
+from feature_assets.feature_view import FeatureView
+from feature_assets.field import Field
+
+SAMPLE_SIZE = 20
+
+
+def pandera_schema(view: FeatureView) -> pa.DataFrameSchema:
+    """Return the view's Pandera schema: dtypes, nullability, ranges, allowed values, unique (keys, event time)."""
+    columns: dict[str, pa.Column] = {
+        key: pa.Column(dtype, nullable=False, description=f"join key of {view.name}")
+        for key, dtype in view.key_dtypes.items()
+    }
+    for name in ("event_timestamp", "created_timestamp"):
+        columns[name] = pa.Column(pl.Datetime("us", "UTC"), nullable=False)
+    for field in view.schema:
+        columns[field.name] = pa.Column(
+            field.dtype, checks=_field_checks(field), nullable=field.nullable, description=field.description or None
+        )
+    return pa.DataFrameSchema(
+        columns,
+        unique=[*view.join_keys, "event_timestamp"],
+        strict=True,
+        name=view.name,
+    )
+
+
+def _field_checks(field: Field) -> list[pa.Check]:
+    checks = []
+    if field.min_value is not None:
+        checks.append(pa.Check.ge(field.min_value))
+    if field.max_value is not None:
+        checks.append(pa.Check.le(field.max_value))
+    if field.allowed_values is not None:
+        checks.append(pa.Check.isin(list(field.allowed_values)))
+    return checks
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """The outcome of validating one partition: failing rows and a sample of (column, check, value)."""
+
+    passed: bool
+    rows: int
+    failing_rows: int
+    failures: int
+    sample: pl.DataFrame
+
+    def failures_by_check(self) -> dict[str, int]:
+        """Return how many failures each (column, check) pair had."""
+        if self.sample.is_empty():
+            return {}
+        return {f"{row['column']}: {row['check']}": row["count"] for row in self._counts.iter_rows(named=True)}
+
+    @property
+    def _counts(self) -> pl.DataFrame:
+        return self.sample.group_by("column", "check").agg(pl.len().alias("count")).sort("column", "check")
+
+
+def validate_partition(view: FeatureView, frame: pl.DataFrame) -> ValidationReport:
+    """Validate `frame` against the view's schema, collecting every failure instead of stopping at the first."""
+    try:
+        pandera_schema(view).validate(frame, lazy=True)
+    except SchemaErrors as errors:
+        cases = _failure_table(errors.failure_cases)
+    except SchemaError as error:
+        cases = _failure_table(error.failure_cases) if error.failure_cases is not None else _single_failure(error)
+    else:
+        return ValidationReport(True, frame.height, 0, 0, _failure_table(None))
+    failing_rows = cases.filter(pl.col("row").is_not_null())["row"].n_unique()
+    whole_column = cases.filter(pl.col("row").is_null()).height
+    return ValidationReport(
+        passed=False,
+        rows=frame.height,
+        failing_rows=failing_rows if failing_rows else (frame.height if whole_column else 0),
+        failures=cases.height,
+        sample=cases,
+    )
+
+
+def _failure_table(failure_cases: object) -> pl.DataFrame:
+    schema = {"column": pl.String, "check": pl.String, "value": pl.String, "row": pl.Int64}
+    if not isinstance(failure_cases, pl.DataFrame) or failure_cases.is_empty():
+        return pl.DataFrame(schema=schema)
+    return failure_cases.select(
+        pl.col("column").cast(pl.String).fill_null("<frame>"),
+        pl.col("check").cast(pl.String),
+        pl.col("failure_case").cast(pl.String).alias("value"),
+        pl.col("index").cast(pl.Int64).alias("row"),
+    ).sort("row", "column", nulls_last=True)
+
+
+def _single_failure(error: SchemaError) -> pl.DataFrame:
+    return pl.DataFrame(
+        {"column": ["<frame>"], "check": [str(error.check or "schema")], "value": [str(error)[:200]], "row": [None]},
+        schema={"column": pl.String, "check": pl.String, "value": pl.String, "row": pl.Int64},
+    )

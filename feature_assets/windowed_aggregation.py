@@ -1,0 +1,216 @@
+"""Windowed aggregations evaluated per entity at each step of a day: the value at step s covers `(s - w, s]`."""
+
+from datetime import UTC, date, datetime, timedelta
+
+import polars as pl
+
+from feature_assets.durations import format_duration
+from feature_assets.feature_view import Aggregation, FeatureView
+
+_BUCKET = "_bucket"
+_IS_STEP = "_is_step"
+
+
+def aggregate_windows(events: pl.LazyFrame, view: FeatureView, day: date) -> pl.LazyFrame:
+    """Return one row per entity and step of `day` whose longest window holds events, with every aggregation.
+
+    `events` are normalized source rows (join keys, `event_timestamp`, `created_timestamp`, raw columns).
+    Null values are ignored: `count`/`count_distinct` of an empty window is 0, the other functions give null.
+    `last` takes the value of the latest event (ties: latest created time, then the greatest value).
+    """
+    keys = list(view.join_keys)
+    step = view.step
+    columns = sorted({a.column for a in view.aggregations})
+    bucketed = events.select(
+        *keys,
+        "event_timestamp",
+        "created_timestamp",
+        *columns,
+        ((pl.col("event_timestamp") - pl.duration(microseconds=1)).dt.truncate(format_duration(step)) + step).alias(
+            _BUCKET
+        ),
+    )
+    partials = _bucket_partials(bucketed, keys, view.aggregations)
+    steps = _day_steps(day, step)
+    grid = _evaluation_grid(partials.select(*keys, _BUCKET), keys, steps, view.lookback)
+
+    rolling_aggregations = [a for a in view.aggregations if a.function in ("sum", "count", "mean", "min", "max")]
+    result = grid
+    if rolling_aggregations:
+        rolled = _rolling(partials, grid, keys, rolling_aggregations)
+        result = result.join(rolled, on=[*keys, "event_timestamp"], how="left", nulls_equal=True)
+    for aggregation in view.aggregations:
+        if aggregation.function == "last":
+            result = _join_last(result, partials, keys, aggregation)
+        elif aggregation.function == "count_distinct":
+            result = _join_count_distinct(result, bucketed, keys, aggregation)
+    return result.select(
+        *keys,
+        "event_timestamp",
+        pl.col("event_timestamp").alias("created_timestamp"),
+        *[pl.col(a.name).cast(a.dtype) for a in view.aggregations],
+    )
+
+
+def _partial_names(column: str) -> dict[str, str]:
+    return {kind: f"_{kind}__{column}" for kind in ("sum", "count", "min", "max", "last")}
+
+
+def _bucket_partials(bucketed: pl.LazyFrame, keys: list[str], aggregations: tuple[Aggregation, ...]) -> pl.LazyFrame:
+    """Aggregate events to one row per entity and step bucket (bucket s holds events in `(s - step, s]`)."""
+    expressions: list[pl.Expr] = []
+    needs_last = False
+    for column in sorted({a.column for a in aggregations}):
+        names = _partial_names(column)
+        functions = {a.function for a in aggregations if a.column == column}
+        count = pl.col(column).count()
+        if functions & {"sum", "mean"}:
+            expressions.append(pl.when(count > 0).then(pl.col(column).sum()).alias(names["sum"]))
+        if functions & {"count", "mean"}:
+            expressions.append(count.alias(names["count"]))
+        if "min" in functions:
+            expressions.append(pl.col(column).min().alias(names["min"]))
+        if "max" in functions:
+            expressions.append(pl.col(column).max().alias(names["max"]))
+        if "last" in functions:
+            needs_last = True
+            expressions.append(pl.col(column).drop_nulls().last().alias(names["last"]))
+    source = bucketed
+    if needs_last:
+        source = bucketed.sort("event_timestamp", "created_timestamp", *sorted({a.column for a in aggregations}))
+    expressions.append(pl.len().alias("_events"))
+    return source.group_by(*keys, _BUCKET, maintain_order=needs_last).agg(expressions)
+
+
+def _day_steps(day: date, step: timedelta) -> pl.LazyFrame:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    count = int(timedelta(days=1) / step)
+    return pl.LazyFrame(
+        {"event_timestamp": [start + i * step for i in range(count)]},
+        schema={"event_timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+def _evaluation_grid(buckets: pl.LazyFrame, keys: list[str], steps: pl.LazyFrame, lookback: timedelta) -> pl.LazyFrame:
+    """Return the (entity, step) pairs whose longest window `(s - lookback, s]` holds at least one bucket."""
+    entities = buckets.select(keys).unique()
+    candidates = entities.join(steps, how="cross").sort("event_timestamp")
+    latest = buckets.sort(_BUCKET)
+    return (
+        candidates.join_asof(
+            latest,
+            left_on="event_timestamp",
+            right_on=_BUCKET,
+            by=keys,
+            strategy="backward",
+            tolerance=lookback - timedelta(microseconds=1),
+            check_sortedness=False,
+        )
+        .filter(pl.col(_BUCKET).is_not_null())
+        .select(*keys, "event_timestamp")
+    )
+
+
+def _rolling(
+    partials: pl.LazyFrame, grid: pl.LazyFrame, keys: list[str], aggregations: list[Aggregation]
+) -> pl.LazyFrame:
+    """Roll bucket partials over each window and keep the values at the grid's steps."""
+    combined = pl.concat(
+        [
+            partials.rename({_BUCKET: "event_timestamp"}).with_columns(pl.lit(False).alias(_IS_STEP)),
+            grid.with_columns(pl.lit(True).alias(_IS_STEP)),
+        ],
+        how="diagonal",
+    ).sort(*keys, "event_timestamp", _IS_STEP)
+    expressions = []
+    for aggregation in aggregations:
+        names = _partial_names(aggregation.column)
+        window = format_duration(aggregation.window)
+
+        def rolled(partial: str, kind: str, window: str = window) -> pl.Expr:
+            roll = getattr(pl.col(partial), f"rolling_{kind}_by")
+            return roll("event_timestamp", window_size=window, closed="right").over(keys)
+
+        if aggregation.function == "sum":
+            value = rolled(names["sum"], "sum")
+        elif aggregation.function == "count":
+            value = rolled(names["count"], "sum").fill_null(0)
+        elif aggregation.function == "mean":
+            count = rolled(names["count"], "sum")
+            value = pl.when(count > 0).then(rolled(names["sum"], "sum") / count)
+        else:
+            value = rolled(names[aggregation.function], aggregation.function)
+        expressions.append(value.alias(aggregation.name))
+    return (
+        combined.with_columns(expressions)
+        .filter(pl.col(_IS_STEP))
+        .select(*keys, "event_timestamp", *[a.name for a in aggregations])
+    )
+
+
+def _join_last(result: pl.LazyFrame, partials: pl.LazyFrame, keys: list[str], aggregation: Aggregation) -> pl.LazyFrame:
+    """Attach the value of the latest bucket inside `(s - window, s]` that has a non-null value."""
+    last = _partial_names(aggregation.column)["last"]
+    latest = (
+        partials.filter(pl.col(last).is_not_null())
+        .select(*keys, _BUCKET, pl.col(last).alias(aggregation.name))
+        .sort(_BUCKET)
+    )
+    return (
+        result.sort("event_timestamp")
+        .join_asof(
+            latest,
+            left_on="event_timestamp",
+            right_on=_BUCKET,
+            by=keys,
+            strategy="backward",
+            tolerance=aggregation.window - timedelta(microseconds=1),
+            check_sortedness=False,
+        )
+        .drop(_BUCKET)
+    )
+
+
+def _join_count_distinct(
+    result: pl.LazyFrame, bucketed: pl.LazyFrame, keys: list[str], aggregation: Aggregation
+) -> pl.LazyFrame:
+    """Attach the number of distinct non-null values in `(s - window, s]`, by counting covering intervals.
+
+    A value seen in bucket b counts at every step in `[b, b + window)`; overlapping spans of one value are merged
+    into runs, and the count at s is the number of runs covering s (a running sum of +1 at starts, -1 at ends).
+    """
+    column, window = aggregation.column, aggregation.window
+    seen = (
+        bucketed.filter(pl.col(column).is_not_null())
+        .select(*keys, pl.col(column).alias("_value"), _BUCKET)
+        .unique()
+        .sort(*keys, "_value", _BUCKET)
+    )
+    gap = pl.col(_BUCKET) - pl.col(_BUCKET).shift(1).over([*keys, "_value"])
+    runs = (
+        seen.with_columns(((gap.is_null()) | (gap >= window)).cum_sum().alias("_run"))
+        .group_by(*keys, "_value", "_run")
+        .agg(pl.col(_BUCKET).min().alias("_start"), (pl.col(_BUCKET).max() + window).alias("_end"))
+    )
+    deltas = (
+        pl.concat(
+            [
+                runs.select(*keys, pl.col("_start").alias("_at"), pl.lit(1).alias("_delta")),
+                runs.select(*keys, pl.col("_end").alias("_at"), pl.lit(-1).alias("_delta")),
+            ]
+        )
+        .group_by(*keys, "_at")
+        .agg(pl.col("_delta").sum())
+        .sort(*keys, "_at")
+        .with_columns(pl.col("_delta").cum_sum().over(keys).alias(aggregation.name))
+        .sort("_at")
+        .select(*keys, "_at", aggregation.name)
+    )
+    return (
+        result.sort("event_timestamp")
+        .join_asof(
+            deltas, left_on="event_timestamp", right_on="_at", by=keys, strategy="backward", check_sortedness=False
+        )
+        .drop("_at")
+        .with_columns(pl.col(aggregation.name).fill_null(0))
+    )
