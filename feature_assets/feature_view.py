@@ -1,6 +1,7 @@
 """Feature views: a source, entities, a typed schema and how features are computed from the source."""
 
 import hashlib
+import re
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from feature_assets.sources import ParquetSource
 AggregationFunction = Literal["sum", "count", "mean", "min", "max", "last", "count_distinct"]
 Transformation = Callable[[pl.LazyFrame], pl.LazyFrame]
 
+_OWNER = re.compile(r"team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 _COUNTING: frozenset[str] = frozenset({"count", "count_distinct"})
 
 
@@ -113,6 +115,8 @@ class FeatureView:
             raise DefinitionError(f"{where}: join keys {keys} repeat across its entities")
         if transformation is not None and aggregations:
             raise DefinitionError(f"{where}: give either a transformation or aggregations, not both")
+        if owner is not None and not _OWNER.fullmatch(owner):
+            raise DefinitionError(f"{where}: owner {owner!r} must be an email address or 'team:<name>'")
         if not isinstance(version, int) or version < 1:
             raise DefinitionError(f"{where}: version must be a positive integer, got {version!r}")
         fields = _resolve_schema(where, tuple(schema), tuple(aggregations))

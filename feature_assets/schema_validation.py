@@ -90,7 +90,10 @@ def _failure_table(failure_cases: object) -> pl.DataFrame:
     if not isinstance(failure_cases, pl.DataFrame) or failure_cases.is_empty():
         return pl.DataFrame(schema=schema)
     return failure_cases.select(
-        pl.col("column").cast(pl.String).fill_null("<frame>"),
+        pl.when(pl.col("schema_context") == "DataFrameSchema")
+        .then(pl.lit("<frame>"))
+        .otherwise(pl.col("column").cast(pl.String))
+        .alias("column"),
         pl.col("check").cast(pl.String),
         pl.col("failure_case").cast(pl.String).alias("value"),
         pl.col("index").cast(pl.Int64).alias("row"),

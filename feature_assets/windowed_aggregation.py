@@ -64,10 +64,9 @@ def _bucket_partials(bucketed: pl.LazyFrame, keys: list[str], aggregations: tupl
         names = _partial_names(column)
         functions = {a.function for a in aggregations if a.column == column}
         count = pl.col(column).count()
+        expressions.append(count.alias(names["count"]))
         if functions & {"sum", "mean"}:
             expressions.append(pl.when(count > 0).then(pl.col(column).sum()).alias(names["sum"]))
-        if functions & {"count", "mean"}:
-            expressions.append(count.alias(names["count"]))
         if "min" in functions:
             expressions.append(pl.col(column).min().alias(names["min"]))
         if "max" in functions:
@@ -131,15 +130,15 @@ def _rolling(
             roll = getattr(pl.col(partial), f"rolling_{kind}_by")
             return roll("event_timestamp", window_size=window, closed="right").over(keys)
 
-        if aggregation.function == "sum":
-            value = rolled(names["sum"], "sum")
-        elif aggregation.function == "count":
-            value = rolled(names["count"], "sum").fill_null(0)
+        count = rolled(names["count"], "sum").fill_null(0)
+        if aggregation.function == "count":
+            value = count
+        elif aggregation.function == "sum":
+            value = pl.when(count > 0).then(rolled(names["sum"], "sum"))
         elif aggregation.function == "mean":
-            count = rolled(names["count"], "sum")
             value = pl.when(count > 0).then(rolled(names["sum"], "sum") / count)
         else:
-            value = rolled(names[aggregation.function], aggregation.function)
+            value = pl.when(count > 0).then(rolled(names[aggregation.function], aggregation.function))
         expressions.append(value.alias(aggregation.name))
     return (
         combined.with_columns(expressions)
