@@ -35,9 +35,7 @@ class FeatureService:
     description: str = ""
     owner: str | None = None
 
-    def __init__(
-        self, name: str, features: Sequence[str], description: str = "", owner: str | None = None
-    ) -> None:
+    def __init__(self, name: str, features: Sequence[str], description: str = "", owner: str | None = None) -> None:
         validate_name(name, "FeatureService")
         if isinstance(features, str) or not features:
             raise DefinitionError(f"FeatureService {name!r}: features must be a non-empty list of 'view:feature'")

@@ -1,8 +1,8 @@
 """Feature views: a source, entities, a typed schema and how features are computed from the source."""
 
 import hashlib
-import re
 import inspect
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta

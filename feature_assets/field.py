@@ -9,8 +9,20 @@ from feature_assets.errors import DefinitionError
 from feature_assets.names import RESERVED_COLUMNS, validate_name
 
 _SCALAR_DTYPES: tuple[type[pl.DataType], ...] = (
-    pl.Int8, pl.Int16, pl.Int32, pl.Int64, pl.UInt8, pl.UInt16, pl.UInt32, pl.UInt64,
-    pl.Float32, pl.Float64, pl.Boolean, pl.String, pl.Date, pl.Datetime,
+    pl.Int8,
+    pl.Int16,
+    pl.Int32,
+    pl.Int64,
+    pl.UInt8,
+    pl.UInt16,
+    pl.UInt32,
+    pl.UInt64,
+    pl.Float32,
+    pl.Float64,
+    pl.Boolean,
+    pl.String,
+    pl.Date,
+    pl.Datetime,
 )
 
 

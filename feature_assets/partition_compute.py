@@ -72,9 +72,16 @@ def _widens(actual: pl.DataType, declared: pl.DataType) -> bool:
 
 
 _BITS = {
-    pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64,
-    pl.UInt8: 8, pl.UInt16: 16, pl.UInt32: 32, pl.UInt64: 64,
-    pl.Float32: 32, pl.Float64: 64,
+    pl.Int8: 8,
+    pl.Int16: 16,
+    pl.Int32: 32,
+    pl.Int64: 64,
+    pl.UInt8: 8,
+    pl.UInt16: 16,
+    pl.UInt32: 32,
+    pl.UInt64: 64,
+    pl.Float32: 32,
+    pl.Float64: 64,
 }
 
 

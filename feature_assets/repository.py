@@ -46,9 +46,7 @@ class FeatureRepository:
         try:
             return self.views[name]
         except KeyError:
-            raise FeatureReferenceError(
-                f"unknown feature view {name!r}; known views: {sorted(self.views)}"
-            ) from None
+            raise FeatureReferenceError(f"unknown feature view {name!r}; known views: {sorted(self.views)}") from None
 
     def resolve(self, features: Sequence[str] | FeatureService) -> ResolvedFeatures:
         """Group `view:feature` references (or a service's) by view, checking every name exists."""

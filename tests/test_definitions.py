@@ -59,7 +59,9 @@ def test_key_dtypes_for_an_unknown_join_key_are_rejected():
 
 
 def test_transformation_and_aggregations_together_are_rejected():
-    with pytest.raises(DefinitionError, match="FeatureView 'driver_stats': give either a transformation or aggregations"):
+    with pytest.raises(
+        DefinitionError, match="FeatureView 'driver_stats': give either a transformation or aggregations"
+    ):
         view(schema=[], transformation=lambda rows: rows, aggregations=[Aggregation("fare", "sum", "1d")])
 
 

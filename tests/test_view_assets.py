@@ -12,8 +12,9 @@ from feature_assets.view_assets import build_view_asset, schema_check_key, view_
 from resources.offline_store import OfflineStore
 
 DRIVER = Entity("driver", ["driver_id"])
-SOURCE = ParquetSource("driver_stats", "raw/driver_stats/*.parquet", timestamp_field="ts",
-                       created_timestamp_field="loaded")
+SOURCE = ParquetSource(
+    "driver_stats", "raw/driver_stats/*.parquet", timestamp_field="ts", created_timestamp_field="loaded"
+)
 
 
 def driver_view(**overrides) -> FeatureView:
@@ -41,8 +42,7 @@ def write_source(store: OfflineStore, rows: list[dict], name: str = "part") -> N
 
 
 def row(driver_id: int, ts: datetime, rating: object = 4.5, vehicle: str | None = "car") -> dict:
-    return {"driver_id": driver_id, "ts": ts, "loaded": ts + timedelta(minutes=1), "rating": rating,
-            "vehicle": vehicle}
+    return {"driver_id": driver_id, "ts": ts, "loaded": ts + timedelta(minutes=1), "rating": rating, "vehicle": vehicle}
 
 
 @pytest.fixture
@@ -56,9 +56,18 @@ def instance():
         yield instance
 
 
-def materialize(view: FeatureView, store: OfflineStore, instance, *, partition: str | None = None,
-                first: str | None = None, last: str | None = None) -> dg.ExecuteInProcessResult:
-    tags = {} if partition else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+def materialize(
+    view: FeatureView,
+    store: OfflineStore,
+    instance,
+    *,
+    partition: str | None = None,
+    first: str | None = None,
+    last: str | None = None,
+) -> dg.ExecuteInProcessResult:
+    tags = (
+        {} if partition else {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    )
     return dg.materialize(
         [build_view_asset(view)],
         instance=instance,
@@ -75,19 +84,24 @@ def check_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEv
 
 def test_materializing_a_partition_writes_exactly_the_rows_of_that_utc_day(store, instance):
     view = driver_view()
-    write_source(store, [
-        row(1, at(1, 23, 59, 999_999)),
-        row(1, at(2, 0, 0)),
-        row(2, at(2, 13, 30)),
-        row(1, at(2, 23, 59, 999_999)),
-        row(2, at(3, 0, 0)),
-    ])
+    write_source(
+        store,
+        [
+            row(1, at(1, 23, 59, 999_999)),
+            row(1, at(2, 0, 0)),
+            row(2, at(2, 13, 30)),
+            row(1, at(2, 23, 59, 999_999)),
+            row(2, at(3, 0, 0)),
+        ],
+    )
     result = materialize(view, store, instance, partition="2025-01-02")
     assert result.success
     frame = store.read_partition(view, date(2025, 1, 2))
     assert frame.schema == pl.Schema(view.output_schema)
     assert frame.select("driver_id", "event_timestamp").rows() == [
-        (1, at(2, 0, 0)), (1, at(2, 23, 59, 999_999)), (2, at(2, 13, 30))
+        (1, at(2, 0, 0)),
+        (1, at(2, 23, 59, 999_999)),
+        (2, at(2, 13, 30)),
     ]
     assert frame["created_timestamp"].to_list() == [t + timedelta(minutes=1) for t in frame["event_timestamp"]]
 

@@ -34,8 +34,9 @@ def make_view(step: str = "1h", aggregations: list[Aggregation] = AGGREGATIONS) 
     return FeatureView(
         "rider_spend",
         entities=[rider],
-        source=ParquetSource("payments", "raw/payments/*.parquet", timestamp_field="paid_at",
-                             created_timestamp_field="recorded_at"),
+        source=ParquetSource(
+            "payments", "raw/payments/*.parquet", timestamp_field="paid_at", created_timestamp_field="recorded_at"
+        ),
         aggregations=aggregations,
         step=step,
     )
@@ -61,7 +62,9 @@ def random_events(seed: int, rows: int, step: timedelta, lookback: timedelta) ->
     rider_ids = rng.integers(1, 7, rows)
     late = rng.random(rows) < 0.05
     rider_ids[late] = 99
-    times = [DAY_START + timedelta(hours=23, minutes=30) if is_late else t for t, is_late in zip(times, late)]
+    times = [
+        DAY_START + timedelta(hours=23, minutes=30) if is_late else t for t, is_late in zip(times, late, strict=False)
+    ]
     amounts = np.round(rng.normal(20, 8, rows), 2).tolist()
     categories = rng.choice(["a", "b", "c", "d", "e"], rows).tolist()
     for index in rng.choice(rows, rows // 8, replace=False):
@@ -73,7 +76,9 @@ def random_events(seed: int, rows: int, step: timedelta, lookback: timedelta) ->
             "rider_id": rider_ids,
             "region": rng.choice(["north", "south"], rows),
             "paid_at": times,
-            "recorded_at": [t + timedelta(seconds=int(s)) for t, s in zip(times, rng.integers(0, 3, rows))],
+            "recorded_at": [
+                t + timedelta(seconds=int(s)) for t, s in zip(times, rng.integers(0, 3, rows), strict=False)
+            ],
             "amount": amounts,
             "category": categories,
         },
@@ -117,7 +122,9 @@ def oracle(events: pl.DataFrame, view: FeatureView) -> dict[tuple, dict[str, obj
 
 def run_view(tmp_path, events: pl.DataFrame, view: FeatureView, day: date = DAY) -> pl.DataFrame:
     store = OfflineStore(root=str(tmp_path))
-    for index, part in enumerate(events.sample(fraction=1.0, shuffle=True, seed=1).iter_slices(max(1, events.height // 3))):
+    for index, part in enumerate(
+        events.sample(fraction=1.0, shuffle=True, seed=1).iter_slices(max(1, events.height // 3))
+    ):
         store.write_file(f"raw/payments/part-{index}.parquet", part)
     return compute_partition(view, store, day)
 
@@ -171,8 +178,14 @@ def test_event_exactly_on_a_step_counts_at_that_step_and_leaves_after_the_window
     view = make_view(aggregations=[Aggregation("amount", "count", "1h"), Aggregation("amount", "count", "2h")])
     at = DAY_START + timedelta(hours=5)
     events = pl.DataFrame(
-        {"rider_id": [1], "region": ["north"], "paid_at": [at], "recorded_at": [at], "amount": [3.0],
-         "category": ["a"]},
+        {
+            "rider_id": [1],
+            "region": ["north"],
+            "paid_at": [at],
+            "recorded_at": [at],
+            "amount": [3.0],
+            "category": ["a"],
+        },
         schema_overrides={"paid_at": pl.Datetime("us", "UTC"), "recorded_at": pl.Datetime("us", "UTC")},
     )
     result = run_view(tmp_path, events, view)
