@@ -14,5 +14,5 @@ def build_definitions(repository: FeatureRepository, offline_store: OfflineStore
     return Definitions(
         assets=[*build_source_specs(views), *(build_view_asset(view) for view in views)],
         schedules=build_daily_schedules(views),
-        resources={"offline_store": offline_store or OfflineStore.from_env()},
+        resources={"offline_store": offline_store or OfflineStore.from_env(as_env_vars=True)},
     )

@@ -185,9 +185,10 @@ def _join_count_distinct(
         .unique()
         .sort(*keys, "_value", _BUCKET)
     )
-    gap = pl.col(_BUCKET) - pl.col(_BUCKET).shift(1).over([*keys, "_value"])
+    same_series = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in [*keys, "_value"])
+    starts_run = ~same_series | (pl.col(_BUCKET) - pl.col(_BUCKET).shift(1) >= window)
     runs = (
-        seen.with_columns(((gap.is_null()) | (gap >= window)).cum_sum().alias("_run"))
+        seen.with_columns(starts_run.fill_null(True).cum_sum().alias("_run"))
         .group_by(*keys, "_value", "_run")
         .agg(pl.col(_BUCKET).min().alias("_start"), (pl.col(_BUCKET).max() + window).alias("_end"))
     )

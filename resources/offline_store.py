@@ -30,8 +30,12 @@ class OfflineStore(ConfigurableResource):
     _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
 
     @classmethod
-    def from_env(cls) -> "OfflineStore":
-        """Build the store from OFFLINE_ROOT, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY."""
+    def from_env(cls, *, as_env_vars: bool = False) -> "OfflineStore":
+        """Build the store from OFFLINE_ROOT, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+
+        With `as_env_vars` the settings are Dagster `EnvVar`s, resolved when a run starts (for Definitions);
+        otherwise they are read now (for plain Python).
+        """
         settings: dict[str, object] = {}
         for field_name, variable in (
             ("root", "OFFLINE_ROOT"),
@@ -40,7 +44,7 @@ class OfflineStore(ConfigurableResource):
             ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
         ):
             if os.environ.get(variable):
-                settings[field_name] = EnvVar(variable)
+                settings[field_name] = EnvVar(variable) if as_env_vars else os.environ[variable]
         return cls(**settings)
 
     @property
