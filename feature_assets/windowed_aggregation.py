@@ -59,7 +59,6 @@ def _partial_names(column: str) -> dict[str, str]:
 def _bucket_partials(bucketed: pl.LazyFrame, keys: list[str], aggregations: tuple[Aggregation, ...]) -> pl.LazyFrame:
     """Aggregate events to one row per entity and step bucket (bucket s holds events in `(s - step, s]`)."""
     expressions: list[pl.Expr] = []
-    needs_last = False
     for column in sorted({a.column for a in aggregations}):
         names = _partial_names(column)
         functions = {a.function for a in aggregations if a.column == column}
@@ -72,13 +71,9 @@ def _bucket_partials(bucketed: pl.LazyFrame, keys: list[str], aggregations: tupl
         if "max" in functions:
             expressions.append(pl.col(column).max().alias(names["max"]))
         if "last" in functions:
-            needs_last = True
-            expressions.append(pl.col(column).drop_nulls().last().alias(names["last"]))
-    source = bucketed
-    if needs_last:
-        source = bucketed.sort("event_timestamp", "created_timestamp", *sorted({a.column for a in aggregations}))
-    expressions.append(pl.len().alias("_events"))
-    return source.group_by(*keys, _BUCKET, maintain_order=needs_last).agg(expressions)
+            latest_non_null = [pl.col(column).is_not_null(), "event_timestamp", "created_timestamp", column]
+            expressions.append(pl.col(column).sort_by(latest_non_null).last().alias(names["last"]))
+    return bucketed.group_by(*keys, _BUCKET).agg(expressions)
 
 
 def _day_steps(day: date, step: timedelta) -> pl.LazyFrame:
@@ -175,42 +170,36 @@ def _join_count_distinct(
 ) -> pl.LazyFrame:
     """Attach the number of distinct non-null values in `(s - window, s]`, by counting covering intervals.
 
-    A value seen in bucket b counts at every step in `[b, b + window)`; overlapping spans of one value are merged
-    into runs, and the count at s is the number of runs covering s (a running sum of +1 at starts, -1 at ends).
+    A value seen in bucket b counts at every step in `[b, b + window)`; overlapping spans of one value form a
+    run `[first b, last b + window)`, and the count at s is the number of runs covering s: a running sum of +1
+    at run starts and -1 at run ends. Each entity's deltas sum to zero, so one running sum over the frame
+    sorted by entity and time equals the per-entity sums.
     """
     column, window = aggregation.column, aggregation.window
+    series = [*keys, "_value"]
     seen = (
         bucketed.filter(pl.col(column).is_not_null())
         .select(*keys, pl.col(column).alias("_value"), _BUCKET)
-        .unique()
-        .sort(*keys, "_value", _BUCKET)
+        .sort(*series, _BUCKET)
     )
-    same_series = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in [*keys, "_value"])
-    starts_run = ~same_series | (pl.col(_BUCKET) - pl.col(_BUCKET).shift(1) >= window)
-    runs = (
-        seen.with_columns(starts_run.fill_null(True).cum_sum().alias("_run"))
-        .group_by(*keys, "_value", "_run")
-        .agg(pl.col(_BUCKET).min().alias("_start"), (pl.col(_BUCKET).max() + window).alias("_end"))
+    same_series = pl.all_horizontal(pl.col(c).eq_missing(pl.col(c).shift(1)) for c in series)
+    duplicate = same_series & (pl.col(_BUCKET) == pl.col(_BUCKET).shift(1))
+    distinct = seen.filter(~duplicate.fill_null(False))
+    starts_run = (~same_series | (pl.col(_BUCKET) - pl.col(_BUCKET).shift(1) >= window)).fill_null(True)
+    marked = distinct.with_columns(starts_run.alias("_starts"))
+    ends_run = pl.col("_starts").shift(-1).fill_null(True)
+    deltas = pl.concat(
+        [
+            marked.filter(pl.col("_starts")).select(*keys, pl.col(_BUCKET).alias("_at"), pl.lit(1).alias("_delta")),
+            marked.filter(ends_run).select(*keys, (pl.col(_BUCKET) + window).alias("_at"), pl.lit(-1).alias("_delta")),
+            result.select(*keys, pl.col("event_timestamp").alias("_at"), pl.lit(0).alias("_delta")),
+        ]
     )
-    deltas = (
-        pl.concat(
-            [
-                runs.select(*keys, pl.col("_start").alias("_at"), pl.lit(1).alias("_delta")),
-                runs.select(*keys, pl.col("_end").alias("_at"), pl.lit(-1).alias("_delta")),
-            ]
-        )
-        .group_by(*keys, "_at")
-        .agg(pl.col("_delta").sum())
-        .sort(*keys, "_at")
-        .with_columns(pl.col("_delta").cum_sum().over(keys).alias(aggregation.name))
-        .sort("_at")
-        .select(*keys, "_at", aggregation.name)
+    counts = (
+        deltas.with_columns((pl.col("_delta") == 0).alias(_IS_STEP))
+        .sort(*keys, "_at", _IS_STEP)
+        .with_columns(pl.col("_delta").cum_sum().alias(aggregation.name))
+        .filter(pl.col(_IS_STEP))
+        .select(*keys, pl.col("_at").alias("event_timestamp"), aggregation.name)
     )
-    return (
-        result.sort("event_timestamp")
-        .join_asof(
-            deltas, left_on="event_timestamp", right_on="_at", by=keys, strategy="backward", check_sortedness=False
-        )
-        .drop("_at")
-        .with_columns(pl.col(aggregation.name).fill_null(0))
-    )
+    return result.join(counts, on=[*keys, "event_timestamp"], how="left", nulls_equal=True)
