@@ -2,16 +2,18 @@
 
 import argparse
 import os
-from datetime import timedelta
+import warnings
+from datetime import date
 
 import dagster as dg
 import polars as pl
 
-from feature_assets.demo_data import DEMO_START, DemoSize, write_demo_sources
+from feature_assets.demo_data import DemoSize, demo_days, write_demo_sources
 from feature_assets.project import build_definitions
 from feature_assets.view_assets import schema_check_key
 from feature_assets.views import repository
 from resources.offline_store import OfflineStore
+from resources.online_store import RedisOnlineStore
 
 
 def demo_instance() -> dg.DagsterInstance:
@@ -22,19 +24,39 @@ def demo_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def materialize_views(defs: dg.Definitions, instance: dg.DagsterInstance, days: int) -> dg.ExecuteInProcessResult:
-    """Backfill every feature view over the demo days in one run."""
-    last = DEMO_START + timedelta(days=days - 1)
+def materialize_views(
+    defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date
+) -> dg.ExecuteInProcessResult:
+    """Backfill every feature view from `first` to `last` in one run."""
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
         instance=instance,
         tags={
-            "dagster/asset_partition_range_start": DEMO_START.isoformat(),
+            "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
         },
         run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         raise_on_error=False,
     )
+
+
+def publish_online(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[int, int]:
+    """Tick the publishing sensor once and run what it requests; return (requested, succeeded)."""
+    sensor = defs.resolve_sensor_def("publish_online")
+    result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
+    job = defs.resolve_implicit_global_asset_job_def()
+    succeeded = 0
+    for request in result.run_requests:
+        run = job.execute_in_process(
+            instance=instance,
+            asset_selection=list(request.asset_selection),
+            partition_key=request.partition_key,
+            tags=request.tags,
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+        succeeded += run.success
+    return len(result.run_requests), succeeded
 
 
 def report_views(offline_store: OfflineStore, instance: dg.DagsterInstance) -> list[str]:
@@ -58,22 +80,35 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=DemoSize.trips)
     parser.add_argument("--days", type=int, default=DemoSize.days)
     arguments = parser.parse_args()
+    warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+    warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     offline_store = OfflineStore.from_env()
     size = DemoSize(trips=arguments.rows, days=arguments.days)
     print(f"1. generating {size.trips:,} trips over {size.days} days under {offline_store.resolve('raw')}")
-    counts = write_demo_sources(offline_store, size)
+    first, last = demo_days(size.days)
+    counts = write_demo_sources(offline_store, size, first)
     print("   " + ", ".join(f"{name}: {rows:,} rows" for name, rows in counts.items()))
 
     defs = build_definitions(repository, offline_store)
     instance = demo_instance()
-    print(f"2. materializing {len(repository.views)} feature views, {size.days} daily partitions each (one run)")
-    result = materialize_views(defs, instance, size.days)
+    print(f"2. materializing {len(repository.views)} feature views, {first} to {last}, in one run")
+    result = materialize_views(defs, instance, first, last)
     print(f"   run {result.run_id}: {'success' if result.success else 'FAILED'}")
     for line in report_views(offline_store, instance):
         print(line)
+    online_store = RedisOnlineStore.from_env()
+    defs = build_definitions(repository, offline_store, online_store)
+    requested, published = publish_online(defs, instance)
+    print(f"3. publishing sensor requested {requested} online partitions; {published} published to Redis")
+    service = repository.services["trip_ranking"]
+    entity_rows = [{"driver_id": d, "customer_id": c} for d, c in ((1, 1), (2, 7), (3, 42))]
+    response = online_store.get_online_features(service, entity_rows)
+    with pl.Config(tbl_cols=-1, tbl_width_chars=160):
+        print(f"   online read of feature service {service.name!r} for {len(entity_rows)} entities:")
+        print(response.to_polars())
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
-    if not result.success:
+    if not result.success or published != requested:
         raise SystemExit(1)
 
 

@@ -9,7 +9,13 @@ import polars as pl
 
 from resources.offline_store import OfflineStore
 
-DEMO_START = date(2025, 1, 1)
+SIGNUP_REFERENCE = date(2025, 1, 1)
+
+
+def demo_days(days: int, today: date | None = None) -> tuple[date, date]:
+    """Return the first and last day of a demo that ends yesterday (UTC), so online values are fresh."""
+    last = (today or datetime.now(UTC).date()) - timedelta(days=1)
+    return last - timedelta(days=days - 1), last
 
 
 @dataclass(frozen=True)
@@ -69,10 +75,10 @@ def generate_customer_snapshots(size: DemoSize, day: date, seed: int) -> pl.Data
     """Return each customer's lifetime totals and segment as exported on `day`."""
     rng = np.random.default_rng(seed)
     fixed = np.random.default_rng(17)
-    days_since_start = (day - DEMO_START).days
+    days_since_start = (day - SIGNUP_REFERENCE).days
     trips = fixed.integers(0, 200, size.customers) + days_since_start * rng.integers(0, 2, size.customers)
     spend = np.round(trips * fixed.uniform(8.0, 30.0, size.customers), 2)
-    signup = np.datetime64(DEMO_START, "D") - fixed.integers(30, 2_000, size.customers).astype("timedelta64[D]")
+    signup = np.datetime64(SIGNUP_REFERENCE, "D") - fixed.integers(30, 2_000, size.customers).astype("timedelta64[D]")
     return pl.DataFrame(
         {
             "customer_id": np.arange(1, size.customers + 1),
@@ -85,7 +91,7 @@ def generate_customer_snapshots(size: DemoSize, day: date, seed: int) -> pl.Data
     )
 
 
-def write_demo_sources(offline_store: OfflineStore, size: DemoSize = DemoSize(), start: date = DEMO_START) -> dict:
+def write_demo_sources(offline_store: OfflineStore, size: DemoSize, start: date) -> dict[str, int]:
     """Write the raw sources for `size.days` days from `start` under the offline root; return row counts."""
     per_day = np.full(size.days, size.trips // size.days)
     per_day[: size.trips % size.days] += 1
@@ -111,7 +117,8 @@ def main() -> None:
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=DemoSize.trips, help="trip events")
     parser.add_argument("--days", type=int, default=DemoSize.days)
     arguments = parser.parse_args()
-    counts = write_demo_sources(OfflineStore.from_env(), DemoSize(trips=arguments.rows, days=arguments.days))
+    first, _ = demo_days(arguments.days)
+    counts = write_demo_sources(OfflineStore.from_env(), DemoSize(trips=arguments.rows, days=arguments.days), first)
     print(counts)
 
 

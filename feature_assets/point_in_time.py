@@ -188,7 +188,7 @@ def _join(
         connection.execute("SET TimeZone = 'UTC'")
         parts = [_join_chunk(connection, chunk, resolved, columns, offline_store, as_of) for chunk in chunks]
     joined = pl.concat(parts) if len(parts) > 1 else parts[0]
-    return joined.sort(_ROW).select(pl.col(c.name).cast(c.dtype) for c in columns)
+    return joined.sort(_ROW).drop(_ROW)
 
 
 def _join_chunk(
@@ -225,9 +225,10 @@ def _join_chunk(
     sql = f"SELECT {', '.join(selects)} FROM (SELECT *{entity_order} FROM entities) e " + " ".join(joins)
     connection.register("entities", entities.to_arrow())
     try:
-        return connection.sql(sql, params=params or None).pl()
+        result = connection.sql(sql, params=params or None).pl()
     finally:
         connection.unregister("entities")
+    return result.select(_ROW, *(pl.col(c.name).cast(c.dtype) for c in columns))
 
 
 def _view_join(view: FeatureView, features: Sequence[str], alias: str, as_of: AsOf) -> str:
@@ -251,7 +252,7 @@ def _view_join(view: FeatureView, features: Sequence[str], alias: str, as_of: As
         rows = (
             f"SELECT {selected}, {_AVAILABLE} FROM ("
             f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
-            f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
+            f"epoch_us(created_timestamp) AS {_AVAILABLE} "
             f"FROM read_parquet(${alias})) "
             f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"

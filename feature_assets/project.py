@@ -1,18 +1,34 @@
-"""Assembly of a feature repository into Dagster definitions: sources, views, checks, schedules."""
+"""Assembly of a feature repository into Dagster definitions: sources, views, online tables, checks, automation."""
 
 from dagster import Definitions
 
+from feature_assets.online_assets import build_online_asset
+from feature_assets.publishing import build_publishing_sensor
 from feature_assets.repository import FeatureRepository
 from feature_assets.schedules import build_daily_schedules
 from feature_assets.view_assets import build_source_specs, build_view_asset
 from resources.offline_store import OfflineStore
+from resources.online_store import RedisOnlineStore
 
 
-def build_definitions(repository: FeatureRepository, offline_store: OfflineStore | None = None) -> Definitions:
+def build_definitions(
+    repository: FeatureRepository,
+    offline_store: OfflineStore | None = None,
+    online_store: RedisOnlineStore | None = None,
+) -> Definitions:
     """Return the Dagster definitions of every view in `repository`, with the stores as resources."""
     views = list(repository.views.values())
+    online_views = [view for view in views if view.online]
     return Definitions(
-        assets=[*build_source_specs(views), *(build_view_asset(view) for view in views)],
+        assets=[
+            *build_source_specs(views),
+            *(build_view_asset(view) for view in views),
+            *(build_online_asset(view) for view in online_views),
+        ],
         schedules=build_daily_schedules(views),
-        resources={"offline_store": offline_store or OfflineStore.from_env(as_env_vars=True)},
+        sensors=[build_publishing_sensor(views)] if online_views else [],
+        resources={
+            "offline_store": offline_store or OfflineStore.from_env(as_env_vars=True),
+            "online_store": online_store or RedisOnlineStore.from_env(),
+        },
     )

@@ -5,7 +5,7 @@ from collections.abc import Sequence
 from dagster import ScheduleDefinition, build_schedule_from_partitioned_job, define_asset_job
 
 from feature_assets.feature_view import FeatureView
-from feature_assets.view_assets import daily_partitions, view_asset_key
+from feature_assets.view_assets import view_asset_key
 
 
 def build_daily_schedule(view: FeatureView, minute_of_hour: int = 15) -> ScheduleDefinition:
@@ -13,7 +13,6 @@ def build_daily_schedule(view: FeatureView, minute_of_hour: int = 15) -> Schedul
     job = define_asset_job(
         f"{view.name}_daily",
         selection=[view_asset_key(view)],
-        partitions_def=daily_partitions(view.start_date),
         description=f"Materialize one day of {view.name}",
     )
     return build_schedule_from_partitioned_job(job, hour_of_day=0, minute_of_hour=minute_of_hour)

@@ -240,7 +240,13 @@ def test_changing_the_transformation_changes_the_code_version():
 def test_the_daily_schedule_requests_the_previous_utc_day():
     from feature_assets.schedules import build_daily_schedule
 
-    schedule = build_daily_schedule(driver_view())
+    view = driver_view()
+    defs = dg.Definitions(
+        assets=[build_view_asset(view)],
+        schedules=[build_daily_schedule(view)],
+        resources={"offline_store": OfflineStore()},
+    )
+    schedule = defs.resolve_schedule_def("driver_quality_daily_schedule")
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 2, 3, 0, 15, tzinfo=UTC))
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2025-02-02"
