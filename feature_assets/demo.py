@@ -8,9 +8,9 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
+from feature_assets.asset_keys import schema_check_key
 from feature_assets.demo_data import DemoSize, demo_days, write_demo_sources
 from feature_assets.project import build_definitions
-from feature_assets.view_assets import schema_check_key
 from feature_assets.views import repository
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore

@@ -15,6 +15,7 @@ from feature_assets.entity import Entity
 from feature_assets.errors import DefinitionError
 from feature_assets.field import Field, normalize_dtype
 from feature_assets.names import validate_name
+from feature_assets.quality_policy import QualityPolicy
 from feature_assets.sources import ParquetSource
 
 AggregationFunction = Literal["sum", "count", "mean", "min", "max", "last", "count_distinct"]
@@ -82,6 +83,7 @@ class FeatureView:
     aggregations: tuple[Aggregation, ...]
     step: timedelta
     start_date: date
+    quality: QualityPolicy
     fields_by_name: Mapping[str, Field] = field(repr=False)
 
     def __init__(
@@ -101,6 +103,7 @@ class FeatureView:
         aggregations: Sequence[Aggregation] = (),
         step: str | timedelta = "1h",
         start_date: str | date = "2024-01-01",
+        quality: QualityPolicy | None = None,
     ) -> None:
         validate_name(name, "FeatureView")
         where = f"FeatureView {name!r}"
@@ -157,6 +160,7 @@ class FeatureView:
             "aggregations": tuple(aggregations),
             "step": step_td,
             "start_date": start,
+            "quality": quality or QualityPolicy(),
             "fields_by_name": {f.name: f for f in fields},
         }
         for key, value in values.items():

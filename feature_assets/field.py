@@ -50,6 +50,7 @@ class Field:
     min_value: float | None = None
     max_value: float | None = None
     allowed_values: tuple[object, ...] | None = None
+    max_null_pct: float | None = None
 
     def __init__(
         self,
@@ -61,6 +62,7 @@ class Field:
         min_value: float | None = None,
         max_value: float | None = None,
         allowed_values: Sequence[object] | None = None,
+        max_null_pct: float | None = None,
     ) -> None:
         validate_name(name, "Field")
         if name in RESERVED_COLUMNS:
@@ -70,6 +72,8 @@ class Field:
             raise DefinitionError(f"Field {name!r}: min_value/max_value need a numeric dtype, got {dtype}")
         if min_value is not None and max_value is not None and min_value > max_value:
             raise DefinitionError(f"Field {name!r}: min_value {min_value} is greater than max_value {max_value}")
+        if max_null_pct is not None and not 0 <= max_null_pct <= 100:
+            raise DefinitionError(f"Field {name!r}: max_null_pct must be within 0..100, got {max_null_pct}")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "dtype", dtype)
         object.__setattr__(self, "description", description)
@@ -77,6 +81,7 @@ class Field:
         object.__setattr__(self, "min_value", min_value)
         object.__setattr__(self, "max_value", max_value)
         object.__setattr__(self, "allowed_values", tuple(allowed_values) if allowed_values is not None else None)
+        object.__setattr__(self, "max_null_pct", max_null_pct)
 
     def describe_checks(self) -> str:
         """Return the field's checks in words, e.g. `not null, 0 <= x <= 5`."""

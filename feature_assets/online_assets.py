@@ -4,21 +4,17 @@ import time
 from datetime import date
 
 import polars as pl
-from dagster import AssetExecutionContext, AssetKey, AssetsDefinition, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetsDefinition, MaterializeResult, asset
 
+from feature_assets.asset_keys import online_asset_key, view_asset_key
 from feature_assets.errors import OnlineStoreError
 from feature_assets.feature_view import FeatureView
 from feature_assets.quality_gate import partition_passed_schema_check
-from feature_assets.view_assets import daily_partitions, view_asset_key
+from feature_assets.view_assets import daily_partitions
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 
 ONLINE_GROUP = "online"
-
-
-def online_asset_key(view: FeatureView) -> AssetKey:
-    """Return the asset key of a view's online table."""
-    return AssetKey(["online", view.name])
 
 
 def latest_per_entity(view: FeatureView, frame: pl.DataFrame) -> pl.DataFrame:

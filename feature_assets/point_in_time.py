@@ -252,7 +252,7 @@ def _view_join(view: FeatureView, features: Sequence[str], alias: str, as_of: As
         rows = (
             f"SELECT {selected}, {_AVAILABLE} FROM ("
             f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
-            f"epoch_us(created_timestamp) AS {_AVAILABLE} "
+            f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
             f"FROM read_parquet(${alias})) "
             f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"

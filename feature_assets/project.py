@@ -2,6 +2,8 @@
 
 from dagster import Definitions
 
+from feature_assets.consistency_check import build_consistency_check
+from feature_assets.freshness import build_freshness_checks, build_freshness_sensor
 from feature_assets.online_assets import build_online_asset
 from feature_assets.publishing import build_publishing_sensor
 from feature_assets.repository import FeatureRepository
@@ -19,14 +21,20 @@ def build_definitions(
     """Return the Dagster definitions of every view in `repository`, with the stores as resources."""
     views = list(repository.views.values())
     online_views = [view for view in views if view.online]
+    view_assets = {view.name: build_view_asset(view) for view in views}
+    freshness_checks = build_freshness_checks(view_assets, views)
     return Definitions(
         assets=[
             *build_source_specs(views),
-            *(build_view_asset(view) for view in views),
+            *view_assets.values(),
             *(build_online_asset(view) for view in online_views),
         ],
+        asset_checks=[*freshness_checks, *(build_consistency_check(view) for view in online_views)],
         schedules=build_daily_schedules(views),
-        sensors=[build_publishing_sensor(views)] if online_views else [],
+        sensors=[
+            *([build_publishing_sensor(views)] if online_views else []),
+            *([build_freshness_sensor(freshness_checks)] if freshness_checks else []),
+        ],
         resources={
             "offline_store": offline_store or OfflineStore.from_env(as_env_vars=True),
             "online_store": online_store or RedisOnlineStore.from_env(),

@@ -14,10 +14,9 @@ from dagster import (
     sensor,
 )
 
+from feature_assets.asset_keys import online_asset_key, view_asset_key
 from feature_assets.feature_view import FeatureView
-from feature_assets.online_assets import online_asset_key
 from feature_assets.quality_gate import GateStatus, schema_check_status
-from feature_assets.view_assets import view_asset_key
 
 BATCH = 1000
 

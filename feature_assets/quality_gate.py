@@ -5,8 +5,8 @@ from enum import Enum
 from dagster import AssetRecordsFilter, DagsterInstance
 from dagster._core.event_api import PartitionKeyFilter
 
+from feature_assets.asset_keys import schema_check_key, view_asset_key
 from feature_assets.feature_view import FeatureView
-from feature_assets.view_assets import schema_check_key, view_asset_key
 
 
 class GateStatus(Enum):

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 
 from dagster import ScheduleDefinition, build_schedule_from_partitioned_job, define_asset_job
 
+from feature_assets.asset_keys import view_asset_key
 from feature_assets.feature_view import FeatureView
-from feature_assets.view_assets import view_asset_key
 
 
 def build_daily_schedule(view: FeatureView, minute_of_hour: int = 15) -> ScheduleDefinition:

@@ -3,10 +3,19 @@
 from collections.abc import Mapping
 
 import polars as pl
+from dagster import MetadataValue
 
 from feature_assets.feature_view import FeatureView
 
-NUMERIC_STATISTICS = ("min", "max", "mean", "std", "p05", "p50", "p95")
+QUANTILES = {"p05": 0.05, **{f"p{10 * i}": i / 10 for i in range(1, 10)}, "p95": 0.95}
+DECILES = tuple(f"p{10 * i}" for i in range(1, 10))
+TOP_CATEGORIES = 20
+OTHER_CATEGORIES = "__other__"
+
+
+def is_categorical(dtype: pl.DataType) -> bool:
+    """Return whether a feature of `dtype` is summarized by category shares rather than moments."""
+    return dtype in (pl.String, pl.Boolean)
 
 
 def feature_statistics(view: FeatureView, frame: pl.DataFrame) -> dict[str, dict[str, float | None]]:
@@ -22,29 +31,51 @@ def feature_statistics(view: FeatureView, frame: pl.DataFrame) -> dict[str, dict
                 values.max().alias(f"{field.name}|max"),
                 values.mean().alias(f"{field.name}|mean"),
                 values.std().alias(f"{field.name}|std"),
-                values.quantile(0.05).alias(f"{field.name}|p05"),
-                values.quantile(0.5).alias(f"{field.name}|p50"),
-                values.quantile(0.95).alias(f"{field.name}|p95"),
+                *(values.quantile(q).alias(f"{field.name}|{name}") for name, q in QUANTILES.items()),
             ]
-        elif field.dtype in (pl.String, pl.Boolean):
+        elif is_categorical(field.dtype):
             expressions.append(column.drop_nulls().n_unique().alias(f"{field.name}|distinct"))
     row = frame.select(expressions).row(0, named=True) if expressions else {}
     statistics: dict[str, dict[str, float | None]] = {}
     for name, value in row.items():
         feature, statistic = name.split("|")
         statistics.setdefault(feature, {})[statistic] = None if value is None else float(value)
-    for feature, values in statistics.items():
-        total = (values.get("count") or 0) + (values.get("nulls") or 0)
-        values["null_pct"] = round(100.0 * (values.pop("nulls") or 0) / total, 4) if total else 0.0
-        statistics[feature] = values
+    for values in statistics.values():
+        nulls = values.pop("nulls") or 0.0
+        total = (values.get("count") or 0.0) + nulls
+        values["null_pct"] = round(100.0 * nulls / total, 4) if total else 0.0
     return statistics
 
 
-def statistics_metadata(statistics: Mapping[str, Mapping[str, float | None]]) -> dict[str, float]:
-    """Flatten statistics to metadata entries named `<feature>/<statistic>`, dropping undefined values."""
-    return {
+def category_shares(view: FeatureView, frame: pl.DataFrame) -> dict[str, dict[str, float]]:
+    """Return each categorical feature's share of non-null rows per category (top categories, the rest pooled)."""
+    shares: dict[str, dict[str, float]] = {}
+    for field in view.schema:
+        if not is_categorical(field.dtype):
+            continue
+        counts = frame.get_column(field.name).drop_nulls().cast(pl.String).value_counts(sort=True, name="n")
+        total = counts["n"].sum()
+        if not total:
+            shares[field.name] = {}
+            continue
+        top = counts.head(TOP_CATEGORIES)
+        feature_shares = {str(value): n / total for value, n in top.iter_rows()}
+        rest = total - top["n"].sum()
+        if rest:
+            feature_shares[OTHER_CATEGORIES] = rest / total
+        shares[field.name] = feature_shares
+    return shares
+
+
+def statistics_metadata(
+    statistics: Mapping[str, Mapping[str, float | None]], shares: Mapping[str, Mapping[str, float]]
+) -> dict[str, float | MetadataValue]:
+    """Flatten statistics to metadata entries `<feature>/<statistic>` (undefined values dropped) and shares."""
+    metadata: dict[str, float | MetadataValue] = {
         f"{feature}/{name}": value
         for feature, values in statistics.items()
         for name, value in values.items()
         if value is not None
     }
+    metadata.update({f"{feature}/shares": MetadataValue.json(dict(values)) for feature, values in shares.items()})
+    return metadata

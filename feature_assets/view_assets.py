@@ -7,11 +7,12 @@ from functools import cache
 
 from dagster import (
     AssetCheckEvaluation,
-    AssetCheckKey,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetKey,
     AssetMaterialization,
+    AssetRecordsFilter,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -25,32 +26,29 @@ from dagster import (
     TableSchema,
     asset,
 )
-from dagster._core.storage.event_log.base import AssetRecordsFilter
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData,
+)
 
+from feature_assets.asset_keys import SCHEMA_CHECK, source_asset_key, view_asset_key
 from feature_assets.feature_view import FeatureView
 from feature_assets.partition_compute import compute_partition
 from feature_assets.schema_validation import SAMPLE_SIZE, ValidationReport, validate_partition
-from feature_assets.sources import ParquetSource
-from feature_assets.statistics import feature_statistics, statistics_metadata
+from feature_assets.statistics import category_shares, feature_statistics, statistics_metadata
+from feature_assets.warning_checks import (
+    DRIFT_CHECK,
+    NULL_RATE_CHECK,
+    ROW_COUNT_CHECK,
+    WARNING_CHECKS,
+    CheckOutcome,
+    drift_outcome,
+    load_baseline,
+    null_rate_outcome,
+    row_count_outcome,
+)
 from resources.offline_store import OfflineStore
 
-SCHEMA_CHECK = "schema"
 FEATURES_GROUP = "features"
-
-
-def source_asset_key(source: ParquetSource) -> AssetKey:
-    """Return the asset key of a raw source."""
-    return AssetKey(["source", source.name])
-
-
-def view_asset_key(view: FeatureView) -> AssetKey:
-    """Return the asset key of a feature view's offline table."""
-    return AssetKey(view.name)
-
-
-def schema_check_key(view: FeatureView) -> AssetCheckKey:
-    """Return the key of the view's blocking schema check."""
-    return AssetCheckKey(view_asset_key(view), SCHEMA_CHECK)
 
 
 @cache
@@ -120,7 +118,6 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
     """Return the daily-partitioned asset that computes, writes and checks one feature view."""
     key = view_asset_key(view)
     partitions = daily_partitions(view.start_date)
-    check_key = schema_check_key(view)
     static_metadata = {
         "entities": ", ".join(e.name for e in view.entities) or "(none)",
         "join_keys": ", ".join(view.join_keys) or "(none)",
@@ -129,6 +126,19 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
         "version": view.version,
         "dagster/column_schema": view_table_schema(view),
     }
+    check_specs = [
+        AssetCheckSpec(
+            SCHEMA_CHECK,
+            asset=key,
+            blocking=True,
+            partitions_def=partitions,
+            description="Pandera schema: dtypes, nullability, ranges, allowed values, unique keys per time",
+        ),
+        *(
+            AssetCheckSpec(name, asset=key, partitions_def=partitions, description=description)
+            for name, description in WARNING_CHECKS.items()
+        ),
+    ]
 
     @asset(
         key=key,
@@ -143,15 +153,7 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
         deps=[source_asset_key(view.source)],
         metadata=static_metadata,
         output_required=False,
-        check_specs=[
-            AssetCheckSpec(
-                SCHEMA_CHECK,
-                asset=key,
-                blocking=True,
-                partitions_def=partitions,
-                description="Pandera schema: dtypes, nullability, ranges, allowed values, unique keys per time",
-            )
-        ],
+        check_specs=check_specs,
     )
     def feature_view_asset(context: AssetExecutionContext, offline_store: OfflineStore) -> Iterator[object]:
         for partition_key in context.partition_keys:
@@ -165,53 +167,66 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
                     f"{view.name} {partition_key}: no rows; source {view.source.name!r} ({view.source.path}) "
                     "has no events for this day"
                 )
+            statistics = feature_statistics(view, frame)
+            shares = category_shares(view, frame)
             metadata = {
                 "dagster/row_count": frame.height,
                 "path": MetadataValue.path(path),
                 "dagster/column_lineage": view_column_lineage(view),
                 "seconds": round(time.perf_counter() - started, 3),
-                **statistics_metadata(feature_statistics(view, frame)),
+                **statistics_metadata(statistics, shares),
             }
+            baseline = load_baseline(context.instance, view, partition_key)
             yield AssetMaterialization(asset_key=key, partition=partition_key, metadata=metadata)
-            yield _check_evaluation(context, check_key, partition_key, report)
-        yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(check_key))
+            target = _materialization_just_recorded(context, key, partition_key)
+            outcomes = {
+                SCHEMA_CHECK: schema_outcome(report),
+                NULL_RATE_CHECK: null_rate_outcome(view, statistics),
+                ROW_COUNT_CHECK: row_count_outcome(view, frame.height, baseline),
+                DRIFT_CHECK: drift_outcome(view, frame, shares, baseline),
+            }
+            for name, outcome in outcomes.items():
+                blocking = name == SCHEMA_CHECK
+                yield AssetCheckEvaluation(
+                    asset_key=key,
+                    check_name=name,
+                    passed=outcome.passed,
+                    metadata=outcome.metadata,
+                    partition=partition_key,
+                    blocking=blocking,
+                    severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
+                    target_materialization_data=target,
+                    description=outcome.description,
+                )
+        for spec in check_specs:
+            yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key))
 
     return feature_view_asset
 
 
-def _check_evaluation(
-    context: AssetExecutionContext, check_key: AssetCheckKey, partition_key: str, report: ValidationReport
-) -> AssetCheckEvaluation:
-    """Return the schema check's result for one partition, tied to the materialization just recorded."""
-    from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-        AssetCheckEvaluationTargetMaterializationData,
+def _materialization_just_recorded(
+    context: AssetExecutionContext, key: AssetKey, partition_key: str
+) -> AssetCheckEvaluationTargetMaterializationData | None:
+    """Return the storage id and run of the partition's newest materialization, which checks point at."""
+    records = context.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
+    ).records
+    if not records:
+        return None
+    return AssetCheckEvaluationTargetMaterializationData(
+        run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp
     )
 
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=check_key.asset_key, asset_partitions=[partition_key]), limit=1
-    ).records
-    target = (
-        AssetCheckEvaluationTargetMaterializationData(
-            run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp
-        )
-        if records
-        else None
-    )
+
+def schema_outcome(report: ValidationReport) -> CheckOutcome:
+    """Return the blocking schema check's outcome with the failing rows' sample as metadata."""
     metadata: dict[str, object] = {"rows": report.rows, "failing_rows": report.failing_rows}
-    if not report.passed:
-        metadata["failures"] = report.failures
-        metadata["failures_by_check"] = MetadataValue.json(report.failures_by_check())
-        metadata["failing_rows_sample"] = MetadataValue.md(_markdown_table(report))
-    return AssetCheckEvaluation(
-        asset_key=check_key.asset_key,
-        check_name=check_key.name,
-        passed=report.passed,
-        metadata=metadata,
-        partition=partition_key,
-        blocking=True,
-        target_materialization_data=target,
-        description=None if report.passed else f"{report.failing_rows} of {report.rows} rows fail the schema",
-    )
+    if report.passed:
+        return CheckOutcome(True, f"all {report.rows} rows match the schema", metadata)
+    metadata["failures"] = report.failures
+    metadata["failures_by_check"] = MetadataValue.json(report.failures_by_check())
+    metadata["failing_rows_sample"] = MetadataValue.md(_markdown_table(report))
+    return CheckOutcome(False, f"{report.failing_rows} of {report.rows} rows fail the schema", metadata)
 
 
 def _markdown_table(report: ValidationReport) -> str:

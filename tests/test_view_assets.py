@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from feature_assets import Entity, FeatureView, Field, ParquetSource
+from feature_assets.asset_keys import schema_check_key, view_asset_key
 from feature_assets.errors import TransformationOutputError
-from feature_assets.view_assets import build_view_asset, schema_check_key, view_asset_key
+from feature_assets.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
 
 DRIVER = Entity("driver", ["driver_id"])
@@ -78,8 +79,9 @@ def materialize(
     )
 
 
-def check_evaluations(result: dg.ExecuteInProcessResult) -> list[dg.AssetCheckEvaluation]:
-    return [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+def check_evaluations(result: dg.ExecuteInProcessResult, check: str = "schema") -> list[dg.AssetCheckEvaluation]:
+    events = [e.event_specific_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"]
+    return [e for e in events if e.check_name == check]
 
 
 def test_materializing_a_partition_writes_exactly_the_rows_of_that_utc_day(store, instance):
