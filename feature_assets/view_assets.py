@@ -18,6 +18,7 @@ from dagster import (
     BackfillPolicy,
     DailyPartitionsDefinition,
     MetadataValue,
+    Nothing,
     Output,
     TableColumn,
     TableColumnConstraints,
@@ -153,9 +154,17 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
         deps=[source_asset_key(view.source)],
         metadata=static_metadata,
         output_required=False,
+        dagster_type=Nothing,
         check_specs=check_specs,
     )
     def feature_view_asset(context: AssetExecutionContext, offline_store: OfflineStore) -> Iterator[object]:
+        single_partition = len(context.partition_keys) == 1
+        if not single_partition:
+            context.log.info(
+                f"{view.name}: {len(context.partition_keys)} partitions in one run; each gets its own "
+                "materialization and checks, and assets downstream in this run are skipped (the publish_online "
+                "sensor publishes each checked partition)"
+            )
         for partition_key in context.partition_keys:
             started = time.perf_counter()
             day = date.fromisoformat(partition_key)
@@ -177,7 +186,10 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
                 **statistics_metadata(statistics, shares),
             }
             baseline = load_baseline(context.instance, view, partition_key)
-            yield AssetMaterialization(asset_key=key, partition=partition_key, metadata=metadata)
+            if single_partition:
+                yield Output(None, metadata=metadata)
+            else:
+                yield AssetMaterialization(asset_key=key, partition=partition_key, metadata=metadata)
             target = _materialization_just_recorded(context, key, partition_key)
             outcomes = {
                 SCHEMA_CHECK: schema_outcome(report),
