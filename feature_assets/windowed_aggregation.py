@@ -65,7 +65,8 @@ def _bucket_partials(bucketed: pl.LazyFrame, keys: list[str], aggregations: tupl
         count = pl.col(column).count()
         expressions.append(count.alias(names["count"]))
         if functions & {"sum", "mean"}:
-            expressions.append(pl.when(count > 0).then(pl.col(column).sum()).alias(names["sum"]))
+            order_free_sum = pl.col(column).sort().cum_sum().last()
+            expressions.append(pl.when(count > 0).then(order_free_sum).alias(names["sum"]))
         if "min" in functions:
             expressions.append(pl.col(column).min().alias(names["min"]))
         if "max" in functions:
