@@ -193,3 +193,18 @@ def test_event_exactly_on_a_step_counts_at_that_step_and_leaves_after_the_window
         (at, 1, 1),
         (at + timedelta(hours=1), 0, 1),
     ]
+
+
+def test_the_result_does_not_depend_on_how_the_source_is_split_or_ordered(tmp_path):
+    view = make_view(aggregations=[Aggregation("amount", "sum", "7d"), Aggregation("amount", "mean", "1d")])
+    events = random_events(42, rows=3_000, step=view.step, lookback=view.lookback).with_columns(
+        pl.col("amount") * 1.37e3
+    )
+    results = []
+    for index, seed in enumerate((1, 2, 3)):
+        store = OfflineStore(root=str(tmp_path / f"split-{index}"))
+        shuffled = events.sample(fraction=1.0, shuffle=True, seed=seed)
+        for part_index, part in enumerate(shuffled.iter_slices(500 + 250 * index)):
+            store.write_file(f"raw/payments/part-{part_index:03d}.parquet", part)
+        results.append(compute_partition(view, store, DAY))
+    assert results[0].equals(results[1]) and results[0].equals(results[2])
