@@ -17,6 +17,7 @@ from dagster import (
     SkipReason,
     sensor,
 )
+from dagster._utils.error import SerializableErrorInfo
 
 from resources.alert_webhook import AlertWebhook
 
@@ -49,7 +50,7 @@ class AlertCursor:
 
 
 def build_alert_sensor(minimum_interval_seconds: int = 30, max_pending: int = MAX_PENDING) -> SensorDefinition:
-    """Return the sensor that alerts once per failed check evaluation and per run failure not due to a blocking check."""
+    """Return the sensor alerting once per failed check evaluation and per failed run not due to a blocking check."""
 
     @sensor(
         name=ALERT_SENSOR,
@@ -69,8 +70,9 @@ def build_alert_sensor(minimum_interval_seconds: int = 30, max_pending: int = MA
         delivered = 0
         for alert in queue:
             if not alert_webhook.deliver(alert):
+                undelivered = len(queue) - delivered
                 context.log.warning(
-                    f"could not deliver {len(queue) - delivered} alert(s), retrying next tick: {alert_webhook.last_error}"
+                    f"could not deliver {undelivered} alert(s), retrying next tick: {alert_webhook.last_error}"
                 )
                 break
             delivered += 1
@@ -181,11 +183,18 @@ def _run_failure_summary(entry: EventLogEntry) -> str:
     step_failure = getattr(data, "first_step_failure_event", None)
     step_error = getattr(step_failure.event_specific_data, "error", None) if step_failure else None
     if step_failure is not None and step_error is not None:
-        return f"step {step_failure.step_key} failed: {step_error.message.strip().splitlines()[0]}"
+        return f"step {step_failure.step_key} failed: {_root_cause(step_error)}"
     error = getattr(data, "error", None)
     if error is not None:
-        return error.message.strip().splitlines()[0]
+        return _root_cause(error)
     return (event.message if event else None) or entry.user_message or "run failed"
+
+
+def _root_cause(error: SerializableErrorInfo) -> str:
+    """Return the innermost cause's message: the user's exception rather than Dagster's wrapper."""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 def _shorten(text: str) -> str:

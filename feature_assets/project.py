@@ -2,6 +2,7 @@
 
 from dagster import Definitions
 
+from feature_assets.alerts import build_alert_sensor
 from feature_assets.consistency_check import build_consistency_check
 from feature_assets.freshness import build_freshness_checks, build_freshness_sensor
 from feature_assets.online_assets import build_online_asset
@@ -9,6 +10,7 @@ from feature_assets.publishing import build_publishing_sensor
 from feature_assets.repository import FeatureRepository
 from feature_assets.schedules import build_daily_schedules
 from feature_assets.view_assets import build_source_specs, build_view_asset
+from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 
@@ -17,6 +19,7 @@ def build_definitions(
     repository: FeatureRepository,
     offline_store: OfflineStore | None = None,
     online_store: RedisOnlineStore | None = None,
+    alert_webhook: AlertWebhook | None = None,
 ) -> Definitions:
     """Return the Dagster definitions of every view in `repository`, with the stores as resources."""
     views = list(repository.views.values())
@@ -34,9 +37,11 @@ def build_definitions(
         sensors=[
             *([build_publishing_sensor(views)] if online_views else []),
             *([build_freshness_sensor(freshness_checks)] if freshness_checks else []),
+            build_alert_sensor(),
         ],
         resources={
             "offline_store": offline_store or OfflineStore.from_env(as_env_vars=True),
             "online_store": online_store or RedisOnlineStore.from_env(),
+            "alert_webhook": alert_webhook or AlertWebhook.from_env(as_env_vars=True),
         },
     )
