@@ -10,7 +10,7 @@ import polars as pl
 
 from feature_assets.asset_keys import schema_check_key
 from feature_assets.demo_data import DemoSize, demo_days, write_demo_sources
-from feature_assets.project import build_definitions
+from feature_assets.project import MATERIALIZE_VIEWS_JOB, build_definitions
 from feature_assets.views import repository
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
@@ -28,7 +28,7 @@ def materialize_views(
     defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date
 ) -> dg.ExecuteInProcessResult:
     """Backfill every feature view from `first` to `last` in one run."""
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = defs.resolve_job_def(MATERIALIZE_VIEWS_JOB)
     return job.execute_in_process(
         instance=instance,
         tags={

@@ -1,11 +1,67 @@
-"""Distribution drift of one partition against a trailing baseline: PSI and a KS statistic."""
+"""Distribution drift of one partition against a trailing baseline: PSI and a KS statistic.
 
+A numeric feature's partition is summarized by its deciles, the share of values at or below each decile (its
+CDF there, which also captures ties in discrete features) and its min and max. The baseline CDF is the average
+of the trailing partitions' CDFs, each interpolated between its summary points, evaluated at typical deciles
+(for each decile, the baseline partitions' value closest to their mean).
+"""
+
+import bisect
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
 SHARE_FLOOR = 1e-4
+
+
+@dataclass(frozen=True)
+class CdfSummary:
+    """A partition's numeric distribution in brief: deciles, the CDF at each, min and max."""
+
+    deciles: tuple[float, ...]
+    cdf: tuple[float, ...]
+    minimum: float
+    maximum: float
+
+    def at(self, x: float) -> float:
+        """Return the interpolated share of values at or below `x`."""
+        points: dict[float, float] = {self.minimum: 0.0}
+        for q, f in zip(self.deciles, self.cdf, strict=True):
+            points[q] = max(points.get(q, 0.0), f)
+        points[self.maximum] = 1.0
+        xs = sorted(points)
+        ys = [points[p] for p in xs]
+        ys = [max(ys[: i + 1]) for i in range(len(ys))]
+        if x < xs[0]:
+            return 0.0
+        if x >= xs[-1]:
+            return 1.0
+        i = bisect.bisect_right(xs, x) - 1
+        if xs[i] == x or i + 1 == len(xs):
+            return ys[i]
+        return ys[i] + (ys[i + 1] - ys[i]) * (x - xs[i]) / (xs[i + 1] - xs[i])
+
+    def to_json(self) -> dict[str, object]:
+        """Return the summary as JSON-compatible metadata."""
+        return {"deciles": list(self.deciles), "cdf": list(self.cdf), "min": self.minimum, "max": self.maximum}
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, object]) -> "CdfSummary":
+        """Return the summary stored by `to_json`."""
+        return cls(tuple(value["deciles"]), tuple(value["cdf"]), float(value["min"]), float(value["max"]))
+
+
+def summarize(values: pl.Series) -> CdfSummary | None:
+    """Return the CDF summary of a numeric series (None when it has no values)."""
+    data = values.drop_nulls().cast(pl.Float64)
+    if data.is_empty():
+        return None
+    deciles = tuple(float(data.quantile(i / 10)) for i in range(1, 10))
+    n = data.len()
+    cdf = tuple(float((data <= q).sum()) / n for q in deciles)
+    return CdfSummary(deciles, cdf, float(data.min()), float(data.max()))
 
 
 def population_stability_index(expected: Mapping[str, float], actual: Mapping[str, float]) -> float:
@@ -18,22 +74,26 @@ def population_stability_index(expected: Mapping[str, float], actual: Mapping[st
     return total
 
 
-def decile_drift(values: pl.Series, baseline_deciles: Sequence[float]) -> tuple[float, float]:
-    """Return (PSI, KS) of `values` against a baseline described by its nine deciles.
+def _typical(values: Sequence[float]) -> float:
+    """Return the observed value closest to the mean (so edges of discrete features stay on their values)."""
+    mean = sum(values) / len(values)
+    return min(values, key=lambda v: (abs(v - mean), v))
 
-    The baseline puts 10% of its mass between consecutive deciles; PSI compares the share of `values` in each
-    of those ten bins, and KS is the largest gap between the two CDFs at the decile points.
-    """
+
+def numeric_drift(values: pl.Series, baseline: Sequence[CdfSummary]) -> tuple[float, float]:
+    """Return (PSI, KS) of `values` against the average of the baseline partitions' distributions."""
     data = values.drop_nulls().cast(pl.Float64)
-    if data.is_empty():
+    if data.is_empty() or not baseline:
         return 0.0, 0.0
-    edges = sorted(baseline_deciles)
-    below = [int((data <= edge).sum()) for edge in edges]
+    edges = sorted({_typical([s.deciles[i] for s in baseline]) for i in range(9)})
+    expected_cdf = [sum(s.at(edge) for s in baseline) / len(baseline) for edge in edges]
     n = data.len()
-    cumulative = [count / n for count in below]
-    shares = [cumulative[0], *(b - a for a, b in zip(cumulative, cumulative[1:], strict=False)), 1 - cumulative[-1]]
-    psi = population_stability_index(
-        {str(i): 0.1 for i in range(10)}, {str(i): share for i, share in enumerate(shares)}
-    )
-    ks = max(abs(cdf - (i + 1) / 10) for i, cdf in enumerate(cumulative))
+    actual_cdf = [float((data <= edge).sum()) / n for edge in edges]
+
+    def shares(cdf: list[float]) -> dict[str, float]:
+        bounds = [0.0, *cdf, 1.0]
+        return {str(i): bounds[i + 1] - bounds[i] for i in range(len(bounds) - 1)}
+
+    psi = population_stability_index(shares(expected_cdf), shares(actual_cdf))
+    ks = max(abs(a - e) for a, e in zip(actual_cdf, expected_cdf, strict=True))
     return psi, ks

@@ -183,12 +183,16 @@ def _join(
     as_of: AsOf,
 ) -> pl.DataFrame:
     """Return the feature columns, one row per entity row, in entity row order."""
-    chunks = [entities] if entities.height <= CHUNK_ROWS else list(entities.sort(_TIME).iter_slices(CHUNK_ROWS))
+    if entities.height <= CHUNK_ROWS:
+        chunks = [entities]
+    else:
+        chunks = [chunk.sort(_ROW) for chunk in entities.sort(_TIME).iter_slices(CHUNK_ROWS)]
     with offline_store.duckdb_connection() as connection:
         connection.execute("SET TimeZone = 'UTC'")
         parts = [_join_chunk(connection, chunk, resolved, columns, offline_store, as_of) for chunk in chunks]
-    joined = pl.concat(parts) if len(parts) > 1 else parts[0]
-    return joined.sort(_ROW).drop(_ROW)
+    if len(parts) == 1:
+        return parts[0].drop(_ROW)
+    return pl.concat(parts).sort(_ROW).drop(_ROW)
 
 
 def _join_chunk(
@@ -199,66 +203,69 @@ def _join_chunk(
     offline_store: OfflineStore,
     as_of: AsOf,
 ) -> pl.DataFrame:
-    """Run one DuckDB query: an ASOF LEFT JOIN per view over the Parquet partitions the chunk can match."""
-    ceiling = _TIME_CEIL if _TIME_CEIL in entities.columns else _TIME
+    """Return the chunk's row numbers and feature columns, one DuckDB query per view; chunks are in row order."""
     times = entities.get_column(_TIME)
     first, last = times.min(), times.max()
-    entity_order = f", (({_TIME} + 1)::HUGEINT << 64) AS {_ORDER}" if as_of == "event" else ""
-    joins: list[str] = []
-    selects: list[str] = [f"e.{_ROW}"]
-    params: dict[str, list[str]] = {}
-    for index, view in enumerate(resolved.views):
-        view_columns = [c for c in columns if c.view is view]
-        files = _partition_files(offline_store, view, first, last)
-        if not files:
-            selects.extend(f"NULL AS {_quote(c.name)}" for c in view_columns)
-            continue
-        alias = f"v{index}"
-        params[alias] = files
-        joins.append(_view_join(view, [c.feature for c in view_columns], alias, as_of))
-        for column in view_columns:
-            value = f"{alias}.{_quote(column.feature)}"
-            if view.ttl is not None:
-                ttl = view.ttl // _ONE_MICROSECOND
-                value = f"CASE WHEN epoch_us({alias}.event_timestamp) >= e.{ceiling} - {ttl} THEN {value} END"
-            selects.append(f"{value} AS {_quote(column.name)}")
-    sql = f"SELECT {', '.join(selects)} FROM (SELECT *{entity_order} FROM entities) e " + " ".join(joins)
+    ceiling = _TIME_CEIL if _TIME_CEIL in entities.columns else _TIME
+    values = [entities.get_column(_ROW)]
     connection.register("entities", entities.to_arrow())
     try:
-        result = connection.sql(sql, params=params or None).pl()
+        for view in resolved.views:
+            view_columns = [c for c in columns if c.view is view]
+            files = _partition_files(offline_store, view, first, last)
+            if files:
+                sql = _view_query(view, view_columns, as_of, ceiling)
+                frame = connection.sql(sql, params={"files": files}).pl()
+                values.extend(frame.get_column(c.name).cast(c.dtype) for c in view_columns)
+            else:
+                values.extend(
+                    pl.repeat(None, entities.height, dtype=c.dtype, eager=True).alias(c.name) for c in view_columns
+                )
     finally:
         connection.unregister("entities")
-    return result.select(_ROW, *(pl.col(c.name).cast(c.dtype) for c in columns))
+    return pl.DataFrame(values)
 
 
-def _view_join(view: FeatureView, features: Sequence[str], alias: str, as_of: AsOf) -> str:
-    """Return the ASOF LEFT JOIN clause of one view.
+def _view_query(view: FeatureView, columns: Sequence[_OutputColumn], as_of: AsOf, ceiling: str) -> str:
+    """Return the ASOF LEFT JOIN of the registered entities with one view's partitions, in entity order.
 
-    `event`: order view rows by (event, created) packed in a HUGEINT; an entity row at T matches the greatest one
-    below (T + 1us, 0), i.e. the latest event at or before T and, among equal events, the latest created.
+    `event`: view rows are ordered by (event, created) packed in a HUGEINT; an entity row at T matches the
+    greatest one below (T + 1us, 0): the latest event at or before T and, among equal events, the latest created.
     `available`: a row can be seen from max(event, created) on. Keeping only rows whose (event, created) beats
     every row available no later than them leaves, per key, a sequence where the last row available at T is the
     best row available at T, so an ASOF on the availability time finds it.
+    Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check.
     """
     keys = view.join_keys
-    key_list = ", ".join(_quote(k) for k in keys)
-    selected = ", ".join(_quote(c) for c in (*keys, "event_timestamp", *features))
-    equalities = [f"e.{_quote(k)} = {alias}.{_quote(k)}" for k in keys]
+    selected = ", ".join(_quote(c) for c in (*keys, *(c.feature for c in columns)))
+    equalities = [f"e.{_quote(k)} = v.{_quote(k)}" for k in keys]
     if as_of == "event":
-        rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM read_parquet(${alias})"
-        condition = f"e.{_ORDER} > {alias}.{_ORDER}"
+        entity_rows = f"(SELECT *, (({_TIME} + 1)::HUGEINT << 64) AS {_ORDER} FROM entities)"
+        view_rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM read_parquet($files)"
+        condition = f"e.{_ORDER} > v.{_ORDER}"
     else:
-        partition = f"PARTITION BY {key_list} " if keys else ""
-        rows = (
-            f"SELECT {selected}, {_AVAILABLE} FROM ("
+        partition = f"PARTITION BY {', '.join(_quote(k) for k in keys)} " if keys else ""
+        entity_rows = "entities"
+        view_rows = (
+            f"SELECT {selected}, {_ORDER}, {_AVAILABLE} FROM ("
             f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
             f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
-            f"FROM read_parquet(${alias})) "
+            f"FROM read_parquet($files)) "
             f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         )
-        condition = f"e.{_TIME} >= {alias}.{_AVAILABLE}"
-    return f"ASOF LEFT JOIN ({rows}) {alias} ON {' AND '.join([*equalities, condition])}"
+        condition = f"e.{_TIME} >= v.{_AVAILABLE}"
+    outputs = []
+    for column in columns:
+        value = f"v.{_quote(column.feature)}"
+        if view.ttl is not None:
+            ttl = view.ttl // _ONE_MICROSECOND
+            value = f"CASE WHEN (v.{_ORDER} >> 64)::BIGINT >= e.{ceiling} - {ttl} THEN {value} END"
+        outputs.append(f"{value} AS {_quote(column.name)}")
+    return (
+        f"SELECT {', '.join(outputs)} FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v "
+        f"ON {' AND '.join([*equalities, condition])} ORDER BY e.{_ROW}"
+    )
 
 
 def _partition_files(offline_store: OfflineStore, view: FeatureView, first: int | None, last: int | None) -> list[str]:

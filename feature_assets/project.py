@@ -1,6 +1,6 @@
 """Assembly of a feature repository into Dagster definitions: sources, views, online tables, checks, automation."""
 
-from dagster import Definitions
+from dagster import AssetSelection, Definitions, define_asset_job
 
 from feature_assets.alerts import build_alert_sensor
 from feature_assets.consistency_check import build_consistency_check
@@ -9,10 +9,12 @@ from feature_assets.online_assets import build_online_asset
 from feature_assets.publishing import build_publishing_sensor
 from feature_assets.repository import FeatureRepository
 from feature_assets.schedules import build_daily_schedules
-from feature_assets.view_assets import build_source_specs, build_view_asset
+from feature_assets.view_assets import FEATURES_GROUP, build_source_specs, build_view_asset
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
+
+MATERIALIZE_VIEWS_JOB = "materialize_feature_views"
 
 
 def build_definitions(
@@ -26,6 +28,11 @@ def build_definitions(
     online_views = [view for view in views if view.online]
     view_assets = {view.name: build_view_asset(view) for view in views}
     freshness_checks = build_freshness_checks(view_assets, views)
+    materialize_views = define_asset_job(
+        MATERIALIZE_VIEWS_JOB,
+        selection=AssetSelection.groups(FEATURES_GROUP) - AssetSelection.checks(*freshness_checks),
+        description="Compute and check feature view partitions (freshness is judged by its own sensor)",
+    )
     return Definitions(
         assets=[
             *build_source_specs(views),
@@ -33,6 +40,7 @@ def build_definitions(
             *(build_online_asset(view) for view in online_views),
         ],
         asset_checks=[*freshness_checks, *(build_consistency_check(view) for view in online_views)],
+        jobs=[materialize_views],
         schedules=build_daily_schedules(views),
         sensors=[
             *([build_publishing_sensor(views)] if online_views else []),

@@ -5,10 +5,10 @@ from collections.abc import Mapping
 import polars as pl
 from dagster import MetadataValue
 
+from feature_assets.drift import CdfSummary, summarize
 from feature_assets.feature_view import FeatureView
 
-QUANTILES = {"p05": 0.05, **{f"p{10 * i}": i / 10 for i in range(1, 10)}, "p95": 0.95}
-DECILES = tuple(f"p{10 * i}" for i in range(1, 10))
+QUANTILES = {"p05": 0.05, "p25": 0.25, "p50": 0.5, "p75": 0.75, "p95": 0.95}
 TOP_CATEGORIES = 20
 OTHER_CATEGORIES = "__other__"
 
@@ -67,8 +67,16 @@ def category_shares(view: FeatureView, frame: pl.DataFrame) -> dict[str, dict[st
     return shares
 
 
+def numeric_summaries(view: FeatureView, frame: pl.DataFrame) -> dict[str, CdfSummary]:
+    """Return the CDF summary (deciles, CDF at each, min, max) of each numeric feature with values."""
+    summaries = {f.name: summarize(frame.get_column(f.name)) for f in view.schema if f.dtype.is_numeric()}
+    return {name: summary for name, summary in summaries.items() if summary is not None}
+
+
 def statistics_metadata(
-    statistics: Mapping[str, Mapping[str, float | None]], shares: Mapping[str, Mapping[str, float]]
+    statistics: Mapping[str, Mapping[str, float | None]],
+    shares: Mapping[str, Mapping[str, float]],
+    summaries: Mapping[str, CdfSummary],
 ) -> dict[str, float | MetadataValue]:
     """Flatten statistics to metadata entries `<feature>/<statistic>` (undefined values dropped) and shares."""
     metadata: dict[str, float | MetadataValue] = {
@@ -78,4 +86,5 @@ def statistics_metadata(
         if value is not None
     }
     metadata.update({f"{feature}/shares": MetadataValue.json(dict(values)) for feature, values in shares.items()})
+    metadata.update({f"{feature}/cdf": MetadataValue.json(s.to_json()) for feature, s in summaries.items()})
     return metadata

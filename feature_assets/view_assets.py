@@ -35,7 +35,7 @@ from feature_assets.asset_keys import SCHEMA_CHECK, source_asset_key, view_asset
 from feature_assets.feature_view import FeatureView
 from feature_assets.partition_compute import compute_partition
 from feature_assets.schema_validation import SAMPLE_SIZE, ValidationReport, validate_partition
-from feature_assets.statistics import category_shares, feature_statistics, statistics_metadata
+from feature_assets.statistics import category_shares, feature_statistics, numeric_summaries, statistics_metadata
 from feature_assets.warning_checks import (
     DRIFT_CHECK,
     NULL_RATE_CHECK,
@@ -183,7 +183,7 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
                 "path": MetadataValue.path(path),
                 "dagster/column_lineage": view_column_lineage(view),
                 "seconds": round(time.perf_counter() - started, 3),
-                **statistics_metadata(statistics, shares),
+                **statistics_metadata(statistics, shares, numeric_summaries(view, frame)),
             }
             baseline = load_baseline(context.instance, view, partition_key)
             if single_partition:

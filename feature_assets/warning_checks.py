@@ -9,9 +9,9 @@ import polars as pl
 from dagster import AssetRecordsFilter, DagsterInstance, MetadataValue
 
 from feature_assets.asset_keys import view_asset_key
-from feature_assets.drift import decile_drift, population_stability_index
+from feature_assets.drift import CdfSummary, numeric_drift, population_stability_index
 from feature_assets.feature_view import FeatureView
-from feature_assets.statistics import DECILES, is_categorical
+from feature_assets.statistics import is_categorical
 
 NULL_RATE_CHECK = "null_rate"
 ROW_COUNT_CHECK = "row_count"
@@ -38,7 +38,7 @@ class Baseline:
 
     partitions: tuple[str, ...]
     row_counts: tuple[int, ...]
-    deciles: dict[str, tuple[float, ...]]
+    summaries: dict[str, tuple[CdfSummary, ...]]
     shares: dict[str, dict[str, float]]
 
 
@@ -57,22 +57,18 @@ def load_baseline(instance: DagsterInstance, view: FeatureView, partition_key: s
     row_counts = tuple(
         int(latest[p]["dagster/row_count"].value) for p in partitions if "dagster/row_count" in latest[p]
     )
-    deciles: dict[str, tuple[float, ...]] = {}
+    summaries: dict[str, tuple[CdfSummary, ...]] = {}
     shares: dict[str, dict[str, float]] = {}
     for f in view.schema:
-        per_partition = [
-            [latest[p][f"{f.name}/{d}"].value for d in DECILES]
-            for p in partitions
-            if all(f"{f.name}/{d}" in latest[p] for d in DECILES)
-        ]
-        if per_partition:
-            deciles[f.name] = tuple(stats.fmean(values) for values in zip(*per_partition, strict=True))
+        stored = [latest[p][f"{f.name}/cdf"].value for p in partitions if f"{f.name}/cdf" in latest[p]]
+        if stored:
+            summaries[f.name] = tuple(CdfSummary.from_json(value) for value in stored)
         share_maps = [latest[p][f"{f.name}/shares"].value for p in partitions if f"{f.name}/shares" in latest[p]]
         share_maps = [m for m in share_maps if m]
         if share_maps:
             categories = set().union(*share_maps)
             shares[f.name] = {c: stats.fmean(m.get(c, 0.0) for m in share_maps) for c in categories}
-    return Baseline(partitions, row_counts, deciles, shares)
+    return Baseline(partitions, row_counts, summaries, shares)
 
 
 def null_rate_outcome(view: FeatureView, statistics: Mapping[str, Mapping[str, float | None]]) -> CheckOutcome:
@@ -113,8 +109,8 @@ def drift_outcome(
     policy = view.quality
     scores: dict[str, dict[str, float]] = {}
     for f in view.schema:
-        if f.name in baseline.deciles and f.dtype.is_numeric():
-            psi, ks = decile_drift(frame.get_column(f.name), baseline.deciles[f.name])
+        if f.name in baseline.summaries and f.dtype.is_numeric():
+            psi, ks = numeric_drift(frame.get_column(f.name), baseline.summaries[f.name])
             scores[f.name] = {"psi": round(psi, 4), "ks": round(ks, 4)}
         elif is_categorical(f.dtype) and f.name in baseline.shares and shares.get(f.name):
             psi = population_stability_index(baseline.shares[f.name], shares[f.name])
