@@ -130,7 +130,7 @@ def _join_input(frame: pl.DataFrame, views: Iterable[FeatureView], timestamp_col
     if not isinstance(time_dtype, pl.Datetime):
         raise EntityFrameError(
             f"entity_df column {timestamp_column!r} must hold datetimes (naive ones are read as UTC), "
-            f"found {time_dtype}; convert it, e.g. with pl.col({timestamp_column!r}).str.to_datetime()"
+            f"found {time_dtype}; convert it to a datetime column (strings: pl.col(...).str.to_datetime())"
         )
     keys: dict[str, pl.Series] = {}
     for view in views:

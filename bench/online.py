@@ -1,0 +1,194 @@
+"""Benchmark: online reads and publishing through RedisOnlineStore vs raw redis-py floors in the same run.
+
+Loads N entities into two views of 10 features each, then times `get_online_features` for 1, 100 and 1000
+entities (10 features, 5 from each view) against the floor, a raw redis-py pipeline of the same HMGETs. Then
+publishes a 1M-row frame with `write_batch` (newer-wins script on) against the floor, a raw redis-py pipeline of
+HSETs of the same encoded rows. Uses REDIS_URL when set, else starts the embedded redis-server. Prints a table,
+then one JSON line.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from feature_assets import Entity, FeatureRepository, FeatureView, Field, ParquetSource  # noqa: E402
+from resources.embedded_redis import shared_server  # noqa: E402
+from resources.online_encoding import redis_key_expr, value_expr  # noqa: E402
+from resources.online_store import RedisOnlineStore  # noqa: E402
+
+FEATURES_PER_VIEW = 10
+READ_SIZES = {1: 3000, 100: 300, 1000: 60}
+
+rider = Entity("rider", ["rider_id"])
+source = ParquetSource("bench_events", "bench/events/*.parquet", timestamp_field="event_timestamp")
+
+
+def _schema(prefix: str) -> list[Field]:
+    dtypes = [pl.Int64, pl.Float64, pl.String, pl.Boolean, pl.Int32]
+    return [Field(f"{prefix}_{index}", dtypes[index % len(dtypes)]) for index in range(FEATURES_PER_VIEW)]
+
+
+rider_activity = FeatureView("rider_activity", entities=[rider], source=source, ttl="30d", schema=_schema("act"))
+rider_profile = FeatureView("rider_profile", entities=[rider], source=source, ttl="30d", schema=_schema("prof"))
+publish_target = FeatureView("publish_target", entities=[rider], source=source, ttl="30d", schema=_schema("pub"))
+repository = FeatureRepository([rider_activity, rider_profile, publish_target])
+REQUESTED = [f"rider_activity:act_{i}" for i in range(5)] + [f"rider_profile:prof_{i}" for i in range(5)]
+
+
+def offline_rows(view: FeatureView, entities: int, seed: int) -> pl.DataFrame:
+    """Return one offline row per entity with random values of the view's dtypes."""
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    columns: dict[str, object] = {
+        "rider_id": pl.int_range(entities, eager=True),
+        "event_timestamp": [now - timedelta(minutes=rng.randrange(600)) for _ in range(1000)] * (entities // 1000),
+        "created_timestamp": [now] * entities,
+    }
+    for f in view.schema:
+        if f.dtype == pl.String:
+            columns[f.name] = [f"city_{rng.randrange(500)}" for _ in range(1000)] * (entities // 1000)
+        elif f.dtype == pl.Boolean:
+            columns[f.name] = [rng.random() < 0.5 for _ in range(1000)] * (entities // 1000)
+        elif f.dtype.is_float():
+            columns[f.name] = [rng.random() * 100 for _ in range(1000)] * (entities // 1000)
+        else:
+            columns[f.name] = [rng.randrange(10_000) for _ in range(1000)] * (entities // 1000)
+    return pl.DataFrame(columns, schema=view.output_schema)
+
+
+def percentiles(samples_ms: list[float]) -> dict[str, float]:
+    """Return p50, p95 and p99 of latencies in milliseconds."""
+    ordered = sorted(samples_ms)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"p50": pick(0.50), "p95": pick(0.95), "p99": pick(0.99), "mean": statistics.fmean(ordered)}
+
+
+def time_calls(call, batches: list) -> list[float]:
+    """Return the latency in ms of `call(batch)` for each batch, after a short warm-up."""
+    for batch in batches[:20]:
+        call(batch)
+    samples = []
+    for batch in batches:
+        started = time.perf_counter()
+        call(batch)
+        samples.append((time.perf_counter() - started) * 1000)
+    return samples
+
+
+def floor_reader(client: redis.Redis):
+    """Return a function reading the same HMGETs as the store with a plain redis-py pipeline."""
+    fields = {
+        "rider_activity": ["_ts", *(f"act_{i}" for i in range(5))],
+        "rider_profile": ["_ts", *(f"prof_{i}" for i in range(5))],
+    }
+
+    def read(entity_rows: list[dict]) -> list:
+        pipeline = client.pipeline(transaction=False)
+        for view, names in fields.items():
+            for row in entity_rows:
+                pipeline.hmget(f"fs:{{i:{row['rider_id']}}}:{view}:v1", names)
+        return pipeline.execute()
+
+    return read
+
+
+def floor_publish(client: redis.Redis, frame: pl.DataFrame, view: FeatureView) -> float:
+    """Return the seconds a raw pipelined HSET of the same encoded rows takes (no guard, no expiry)."""
+    started = time.perf_counter()
+    encoded = frame.select(
+        redis_key_expr("fs", view).alias("key"),
+        pl.col("event_timestamp").dt.epoch("us").cast(pl.String).alias("_ts"),
+        pl.col("created_timestamp").dt.epoch("us").cast(pl.String).alias("_ct"),
+        *(value_expr(f.name, f.dtype) for f in view.schema),
+    )
+    names = encoded.columns[1:]
+    for part in encoded.iter_slices(10_000):
+        pipeline = client.pipeline(transaction=False)
+        for key, *values in part.iter_rows():
+            pipeline.execute_command("HSET", key, *(item for pair in zip(names, values, strict=True) for item in pair))
+        pipeline.execute()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entities", type=int, default=100_000, help="entities loaded per view (multiple of 1000)")
+    parser.add_argument("--publish-rows", type=int, default=1_000_000, help="rows of the publish frame")
+    arguments = parser.parse_args()
+    entities = max(1000, arguments.entities // 1000 * 1000)
+    publish_rows = max(1000, arguments.publish_rows // 1000 * 1000)
+
+    url = os.environ.get("REDIS_URL") or shared_server().url
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    store = RedisOnlineStore(url=url, repository="__main__:repository")
+    for seed, view in enumerate((rider_activity, rider_profile)):
+        store.write_batch(view, offline_rows(view, entities, seed))
+
+    rng = random.Random(7)
+    results: dict[str, dict[str, float]] = {}
+    floor_read = floor_reader(client)
+    for size, calls in READ_SIZES.items():
+        batches = [[{"rider_id": rng.randrange(entities)} for _ in range(size)] for _ in range(calls)]
+        read = lambda rows: store.get_online_features(REQUESTED, rows)  # noqa: E731
+        results[f"store_{size}"] = percentiles(time_calls(read, batches))
+        results[f"floor_{size}"] = percentiles(time_calls(floor_read, batches))
+
+    frame = offline_rows(publish_target, publish_rows, 99)
+    client.flushdb()
+    started = time.perf_counter()
+    store.write_batch(publish_target, frame)
+    publish_seconds = time.perf_counter() - started
+    client.flushdb()
+    floor_seconds = floor_publish(client, frame, publish_target)
+    client.flushdb()
+
+    print(f"online store benchmark: {entities} entities x 2 views x {FEATURES_PER_VIEW} features, redis at {url}")
+    print(f"{'read (10 features, 2 views)':<30}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}{'calls/s':>12}")
+    for size in READ_SIZES:
+        for side in ("store", "floor"):
+            figures = results[f"{side}_{size}"]
+            label = f"{side} {size} entit{'y' if size == 1 else 'ies'}"
+            print(
+                f"{label:<30}{figures['p50']:>10.3f}{figures['p95']:>10.3f}{figures['p99']:>10.3f}"
+                f"{1000 / figures['mean']:>12.0f}"
+            )
+    print(f"{'publish':<30}{'seconds':>10}{'rows/s':>20}")
+    print(f"{'store write_batch (guard on)':<30}{publish_seconds:>10.2f}{publish_rows / publish_seconds:>20,.0f}")
+    print(f"{'floor pipelined HSET':<30}{floor_seconds:>10.2f}{publish_rows / floor_seconds:>20,.0f}")
+    print(
+        json.dumps(
+            {
+                "entities": entities,
+                "p50_1_entity_ms": round(results["store_1"]["p50"], 4),
+                "p95_1_entity_ms": round(results["store_1"]["p95"], 4),
+                "p99_1_entity_ms": round(results["store_1"]["p99"], 4),
+                "p50_100_entities_ms": round(results["store_100"]["p50"], 4),
+                "p99_100_entities_ms": round(results["store_100"]["p99"], 4),
+                "p50_1000_entities_ms": round(results["store_1000"]["p50"], 4),
+                "p99_1000_entities_ms": round(results["store_1000"]["p99"], 4),
+                "floor_p99_1_entity_ms": round(results["floor_1"]["p99"], 4),
+                "floor_p50_100_entities_ms": round(results["floor_100"]["p50"], 4),
+                "floor_p50_1000_entities_ms": round(results["floor_1000"]["p50"], 4),
+                "calls_per_s_1_entity": round(1000 / results["store_1"]["mean"]),
+                "publish_rows": publish_rows,
+                "publish_rows_per_s": round(publish_rows / publish_seconds),
+                "floor_publish_rows_per_s": round(publish_rows / floor_seconds),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,690 @@
+"""The online store: the latest feature values of each entity in Redis hashes, newer event time wins.
+
+One hash per (view, version, entity) holds the encoded features plus the event and created times (microseconds)
+in the reserved fields `_ts` and `_ct`; see `resources.online_encoding` for the key and value layout. Writes
+go through a Lua script that replaces a hash only when the incoming (event time, created time) is greater than
+the stored one, and then sets its expiry to event time + ttl. Reads of any number of entities and views are one
+pipeline of HMGETs, i.e. one round trip.
+"""
+
+import functools
+import os
+import time
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import polars as pl
+import redis
+from dagster import ConfigurableResource, EnvVar
+from pydantic import Field, PrivateAttr
+from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
+from redis.retry import Retry
+
+from feature_assets.errors import EntityFrameError, FeatureReferenceError, OnlineStoreError
+from feature_assets.feature_service import FeatureReference, FeatureService
+from feature_assets.feature_view import FeatureView
+from feature_assets.repository import FeatureRepository, load_repository
+from resources import online_encoding as encoding
+from resources.embedded_redis import shared_server
+
+PRESENT = "present"
+NOT_FOUND = "not_found"
+EXPIRED = "expired"
+
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+WRITE_SLICE_ROWS = 8192
+# Rows per EVALSHA: more amortizes the call, fewer keeps each script's pause of concurrent readers near 1 ms.
+ROWS_PER_SCRIPT_CALL = 128
+READ_PLAN_CACHE_SIZE = 1024
+
+Features = Sequence[str] | FeatureService
+EntityRows = Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | pl.DataFrame
+
+
+@functools.cache
+def newer_wins_script(width: int) -> str:
+    """Return the Lua script writing rows of `width` features only where they are newer than the stored row.
+
+    KEYS are entity hashes. ARGV holds the `width` feature field names, then per key its event time and created
+    time (µs, compared exactly up to the year 2255), expire-at (ms, '' for none) and the `width` encoded values.
+    The script returns how many hashes it replaced.
+    """
+    stride = width + 3
+    event, created = encoding.EVENT_TIME_FIELD, encoding.CREATED_TIME_FIELD
+    pairs = "".join(f", ARGV[{j}], ARGV[base + {3 + j}]" for j in range(1, width + 1))
+    return f"""
+local replaced = 0
+for i, key in ipairs(KEYS) do
+  local base = {width} + (i - 1) * {stride}
+  local ts, ct = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
+  local stored = redis.call('HMGET', key, '{event}', '{created}')
+  local stored_ts = tonumber(stored[1])
+  if not stored_ts or ts > stored_ts or (ts == stored_ts and ct > (tonumber(stored[2]) or -1/0)) then
+    redis.call('HSET', key, '{event}', ARGV[base + 1], '{created}', ARGV[base + 2]{pairs})
+    local expire_at = ARGV[base + 3]
+    if expire_at ~= '' then
+      redis.call('PEXPIREAT', key, expire_at)
+    elseif stored_ts then
+      redis.call('PERSIST', key)
+    end
+    replaced = replaced + 1
+  end
+end
+return replaced
+"""
+
+
+Reply = list[bytes | None]
+
+
+class OnlineResponse:
+    """Values of an online read as columns in request order, with a status per feature value."""
+
+    def __init__(
+        self, columns: dict[str, list[object]], statuses: dict[str, list[str]], dtypes: dict[str, pl.DataType]
+    ) -> None:
+        self.columns = columns
+        self.statuses = statuses
+        self.dtypes = dtypes
+
+    def __repr__(self) -> str:
+        rows = len(next(iter(self.columns.values()), []))
+        return f"OnlineResponse({rows} rows, columns={list(self.columns)})"
+
+    def to_dict(self, *, include_statuses: bool = False) -> dict[str, list[object]]:
+        """Return join keys, features and requested timestamps as lists, plus `<feature>__status` on request."""
+        if not include_statuses:
+            return dict(self.columns)
+        return {**self.columns, **{f"{name}__status": values for name, values in self.statuses.items()}}
+
+    def to_polars(self, *, include_statuses: bool = False) -> pl.DataFrame:
+        """Return the response as a frame with the declared dtypes (statuses as String columns on request)."""
+        return pl.DataFrame(
+            [
+                pl.Series(name, values, dtype=self.dtypes.get(name, pl.String()))
+                for name, values in self.to_dict(include_statuses=include_statuses).items()
+            ]
+        )
+
+
+@dataclass(frozen=True)
+class _ViewPlan:
+    """How to read some features of one view: key affixes, HMGET fields and decoders."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    key_before: str
+    key_after: str
+    hmget_head: bytes
+    hmget_fields: bytes
+    fields: tuple[bytes, ...]
+    decoders: tuple[encoding.Decoder, ...]
+    column_decoders: tuple[encoding.ColumnDecoder, ...]
+    columns: tuple[str, ...]
+    ttl_us: int | None
+    timestamp_column: str
+
+    def keys(self, entity_columns: Mapping[str, list[object]]) -> list[bytes]:
+        """Return the Redis key of each entity row."""
+        before, after = self.key_before, self.key_after
+        if len(self.join_keys) == 1:
+            encode = encoding.encode_key_value
+            return [(before + encode(value) + after).encode() for value in entity_columns[self.join_keys[0]]]
+        rows = zip(*(entity_columns[key] for key in self.join_keys), strict=True)
+        return [(before + encoding.entity_key(values) + after).encode() for values in rows]
+
+    def decode(
+        self,
+        replies: list[Reply],
+        now_us: int,
+        columns: dict[str, list[object]],
+        statuses: dict[str, list[str]],
+        timestamps: dict[str, list[object]] | None,
+    ) -> None:
+        """Decode this view's HMGET replies into feature columns, statuses and (when given a dict) event times."""
+        if not replies:
+            for name in self.columns:
+                columns[name], statuses[name] = [], []
+            if timestamps is not None:
+                timestamps[self.timestamp_column] = []
+            return
+        stamps, *raw_columns = zip(*replies, strict=True)
+        row_statuses = [PRESENT] * len(stamps)
+        not_found = [index for index, raw in enumerate(stamps) if raw is None] if None in stamps else []
+        for index in not_found:
+            row_statuses[index] = NOT_FOUND
+        expired: list[int] = []
+        found = [raw for raw in stamps if raw is not None] if not_found else stamps
+        if self.ttl_us is not None and found and min(map(int, found)) < now_us - self.ttl_us:
+            oldest_live = now_us - self.ttl_us
+            expired = [index for index, raw in enumerate(stamps) if raw is not None and int(raw) < oldest_live]
+            for index in expired:
+                row_statuses[index] = EXPIRED
+        decoders = zip(self.columns, self.decoders, self.column_decoders, raw_columns, strict=True)
+        for name, decode, decode_column, raw_column in decoders:
+            if all(raw_column):
+                values = decode_column(raw_column)
+            else:
+                values = [decode(raw) if raw else None for raw in raw_column]
+            for index in expired:
+                values[index] = None
+            column_statuses = row_statuses.copy()
+            if raw_column.count(None) > len(not_found):
+                for index, raw in enumerate(raw_column):
+                    if raw is None and column_statuses[index] == PRESENT:
+                        column_statuses[index] = NOT_FOUND
+            columns[name] = values
+            statuses[name] = column_statuses
+        if timestamps is not None:
+            timestamps[self.timestamp_column] = [encoding.decode_timestamp(raw) if raw else None for raw in stamps]
+
+
+@dataclass(frozen=True)
+class _ReadPlan:
+    """A resolved request: view plans, the join keys needed (with dtype and first view) and output dtypes."""
+
+    views: tuple[_ViewPlan, ...]
+    join_keys: dict[str, tuple[pl.DataType, str]]
+    feature_columns: tuple[str, ...]
+    dtypes: dict[str, pl.DataType]
+
+
+@dataclass
+class _WriteProgress:
+    """Rows the server has acknowledged so far, and how many of them replaced the stored value."""
+
+    rows: int = 0
+    replaced: int = 0
+
+
+def _group_by_view(replies: list[Reply], requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
+    """Split a flat list of replies into one list per requested view."""
+    grouped, start = [], 0
+    for _, keys in requests:
+        grouped.append(replies[start : start + len(keys)])
+        start += len(keys)
+    return grouped
+
+
+class _StandaloneTransport:
+    """Round trips to one Redis server on pooled connections, with commands packed by hand for speed."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self.pool = client.connection_pool
+
+    def read(self, requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
+        """Send every HMGET of every view in one pipeline and return the replies grouped by view."""
+        commands = [
+            b"%s$%d\r\n%s\r\n%s" % (plan.hmget_head, len(key), key, plan.hmget_fields)
+            for plan, keys in requests
+            for key in keys
+        ]
+        if not commands:
+            return [[] for _ in requests]
+        connection = self.pool.get_connection()
+        try:
+            connection.send_packed_command([b"".join(commands)], check_health=False)
+            replies = [connection.read_response() for _ in commands]
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self.pool.release(connection)
+        return _group_by_view(replies, requests)
+
+    def write(self, slices: Iterator[pl.DataFrame], names: tuple[str, ...], progress: _WriteProgress) -> None:
+        """Run the newer-wins script over encoded row slices, sending one slice while the previous one executes."""
+        sha = self.client.script_load(newer_wins_script(len(names))).encode()
+        names_blob = b"".join(encoding.resp_bulk(name.encode()) for name in names)
+        connection = self.pool.get_connection()
+        pending: deque[list[int]] = deque()
+        try:
+            for part in slices:
+                payload, row_counts = self._pack(part, sha, len(names), names_blob)
+                connection.send_packed_command([payload], check_health=False)
+                pending.append(row_counts)
+                if len(pending) > 1:
+                    self._acknowledge(connection, pending.popleft(), progress)
+            while pending:
+                self._acknowledge(connection, pending.popleft(), progress)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self.pool.release(connection)
+
+    @staticmethod
+    def _pack(part: pl.DataFrame, sha: bytes, width: int, names_blob: bytes) -> tuple[bytes, list[int]]:
+        """Return EVALSHA calls of up to ROWS_PER_SCRIPT_CALL rows each as RESP bytes, and their row counts."""
+        framed = (
+            part.select(
+                keys=encoding.resp_bulk_expr("key"),
+                arguments=encoding.resp_bulk_expr(*part.columns[1:]),
+                call=pl.int_range(pl.len()) // ROWS_PER_SCRIPT_CALL,
+            )
+            .group_by("call", maintain_order=True)
+            .agg(pl.col("keys").str.join(""), pl.col("arguments").str.join(""), rows=pl.len())
+        )
+        chunks, row_counts = [], []
+        for keys, values, rows in framed.select("keys", "arguments", "rows").iter_rows():
+            argc = 3 + rows + width + rows * (width + 3)
+            count = encoding.resp_bulk(b"%d" % rows)
+            header = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (argc, sha, count)
+            chunks += [header, keys.encode(), names_blob, values.encode()]
+            row_counts.append(rows)
+        return b"".join(chunks), row_counts
+
+    @staticmethod
+    def _acknowledge(connection: redis.Connection, row_counts: list[int], progress: _WriteProgress) -> None:
+        for rows in row_counts:
+            progress.replaced += connection.read_response()
+            progress.rows += rows
+
+    def delete(self, keys: list[bytes]) -> int:
+        """Delete the given keys and return how many existed."""
+        pipeline = self.client.pipeline(transaction=False)
+        for start in range(0, len(keys), 1000):
+            pipeline.delete(*keys[start : start + 1000])
+        return sum(pipeline.execute())
+
+
+class _ClusterTransport:
+    """Round trips to a Redis Cluster through redis-py's cluster pipeline (one batch per node)."""
+
+    def __init__(self, client: RedisCluster) -> None:
+        self.client = client
+
+    def read(self, requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
+        """Pipeline every HMGET of every view and return the replies grouped by view."""
+        pipeline = self.client.pipeline()
+        for plan, keys in requests:
+            for key in keys:
+                pipeline.hmget(key, plan.fields)
+        return _group_by_view(pipeline.execute(), requests)
+
+    def write(self, slices: Iterator[pl.DataFrame], names: tuple[str, ...], progress: _WriteProgress) -> None:
+        """Run the newer-wins script once per row (each key has its own slot), one pipeline per slice."""
+        sha = self.client.script_load(newer_wins_script(len(names)))
+        for part in slices:
+            pipeline = self.client.pipeline()
+            for key, *arguments in part.iter_rows():
+                pipeline.execute_command("EVALSHA", sha, 1, key, *names, *arguments)
+            progress.replaced += sum(pipeline.execute())
+            progress.rows += part.height
+
+    def delete(self, keys: list[bytes]) -> int:
+        """Delete the given keys and return how many existed."""
+        pipeline = self.client.pipeline()
+        for key in keys:
+            pipeline.delete(key)
+        return sum(pipeline.execute())
+
+
+@dataclass
+class _Engine:
+    """The plain-Python state behind the resource: a transport, the feature repository and cached read plans."""
+
+    transport: _StandaloneTransport | _ClusterTransport
+    repository_path: str
+    key_prefix: str
+    repository_cache: FeatureRepository | None = None
+    plans: dict[tuple[object, ...], _ReadPlan] = field(default_factory=dict)
+
+    @property
+    def repository(self) -> FeatureRepository:
+        """Return the feature repository, imported on first use."""
+        if self.repository_cache is None:
+            self.repository_cache = load_repository(self.repository_path)
+        return self.repository_cache
+
+    def view(self, view: FeatureView | str) -> FeatureView:
+        """Return `view`, looking a name up in the repository."""
+        return view if isinstance(view, FeatureView) else self.repository.view(view)
+
+    def plan(self, features: Features, full_feature_names: bool) -> _ReadPlan:
+        """Return the cached read plan of a feature list or service."""
+        cache_key = (features if isinstance(features, FeatureService | str) else tuple(features), full_feature_names)
+        plan = self.plans.get(cache_key)
+        if plan is None:
+            if len(self.plans) >= READ_PLAN_CACHE_SIZE:
+                self.plans.clear()
+            plan = self.plans[cache_key] = self._build_plan(features, full_feature_names)
+        return plan
+
+    def _build_plan(self, features: Features, full_feature_names: bool) -> _ReadPlan:
+        resolved = self.repository.resolve(features)
+        join_keys: dict[str, tuple[pl.DataType, str]] = {}
+        dtypes: dict[str, pl.DataType] = {}
+        owners: dict[str, str] = {}
+        view_plans = []
+        for view in resolved.views:
+            if not view.online:
+                raise FeatureReferenceError(
+                    f"FeatureView {view.name!r} is offline only (online=False); set online=True and publish it"
+                )
+            for key, dtype in view.key_dtypes.items():
+                _check_key_dtype(view, key, dtype)
+                known = join_keys.setdefault(key, (dtype, view.name))
+                if encoding.is_integer_key(known[0]) != encoding.is_integer_key(dtype):
+                    raise FeatureReferenceError(
+                        f"join key {key!r} is {known[0]} in view {known[1]!r} but {dtype} in view {view.name!r}; "
+                        "request these views separately"
+                    )
+                dtypes.setdefault(key, dtype)
+            names = resolved.features[view.name]
+            columns = tuple(f"{view.name}__{name}" if full_feature_names else name for name in names)
+            for column, name in zip(columns, names, strict=True):
+                if column in owners or column in join_keys:
+                    other = "a join key" if column in join_keys else f"a feature of view {owners[column]!r}"
+                    raise FeatureReferenceError(
+                        f"feature {name!r} of view {view.name!r} clashes with {other}; "
+                        "pass full_feature_names=True to name columns 'view__feature'"
+                    )
+                owners[column] = view.name
+                dtypes[column] = view.fields_by_name[name].dtype
+            timestamp_column = f"{view.name}__event_timestamp"
+            dtypes[timestamp_column] = pl.Datetime("us", "UTC")
+            fields = (encoding.EVENT_TIME_FIELD.encode(), *(name.encode() for name in names))
+            before, after = encoding.key_affixes(self.key_prefix, view)
+            view_plans.append(
+                _ViewPlan(
+                    name=view.name,
+                    join_keys=view.join_keys,
+                    key_before=before,
+                    key_after=after,
+                    hmget_head=b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)),
+                    hmget_fields=b"".join(encoding.resp_bulk(f) for f in fields),
+                    fields=fields,
+                    decoders=tuple(encoding.decoder(view.fields_by_name[name].dtype) for name in names),
+                    column_decoders=tuple(encoding.column_decoder(view.fields_by_name[name].dtype) for name in names),
+                    columns=columns,
+                    ttl_us=_micros(view.ttl),
+                    timestamp_column=timestamp_column,
+                )
+            )
+        references = features.features if isinstance(features, FeatureService) else _references(features)
+        names = [f"{r.view}__{r.feature}" if full_feature_names else r.feature for r in references]
+        return _ReadPlan(
+            views=tuple(view_plans), join_keys=join_keys, feature_columns=tuple(dict.fromkeys(names)), dtypes=dtypes
+        )
+
+    def read(
+        self, features: Features, entity_rows: EntityRows, include_timestamps: bool, full_feature_names: bool
+    ) -> OnlineResponse:
+        """Read features of entities in one round trip and decode them in request order."""
+        plan = self.plan(features, full_feature_names)
+        entity_columns = _entity_columns(entity_rows, plan.join_keys)
+        requests = [(view_plan, view_plan.keys(entity_columns)) for view_plan in plan.views]
+        try:
+            replies = self.transport.read(requests)
+        except (redis.RedisError, OSError) as error:
+            views = [view_plan.name for view_plan in plan.views]
+            message = f"reading views {views} from Redis failed: {error}; check that Redis is up"
+            raise OnlineStoreError(message) from error
+        now_us = time.time_ns() // 1000
+        decoded: dict[str, list[object]] = {}
+        decoded_statuses: dict[str, list[str]] = {}
+        timestamps: dict[str, list[object]] | None = {} if include_timestamps else None
+        for view_plan, view_replies in zip(plan.views, replies, strict=True):
+            view_plan.decode(view_replies, now_us, decoded, decoded_statuses, timestamps)
+        columns: dict[str, list[object]] = {key: entity_columns[key] for key in plan.join_keys}
+        for name in plan.feature_columns:
+            columns[name] = decoded[name]
+        columns.update(timestamps or {})
+        statuses = {name: decoded_statuses[name] for name in plan.feature_columns}
+        return OnlineResponse(columns, statuses, plan.dtypes)
+
+    def write(self, view: FeatureView, frame: pl.DataFrame) -> int:
+        """Write the newest row per entity of `frame`; return how many stored values it replaced."""
+        if not view.online:
+            raise OnlineStoreError(f"FeatureView {view.name!r} is offline only (online=False); it cannot be published")
+        rows = _latest_live_rows(view, frame, time.time_ns() // 1000)
+        if rows.is_empty():
+            return 0
+        ttl_us = _micros(view.ttl)
+        expire_at = (
+            ((pl.col("_ts") + ttl_us + 999) // 1000).cast(pl.String) if ttl_us is not None else pl.lit("")
+        )
+        encoded = [
+            encoding.redis_key_expr(self.key_prefix, view).alias("key"),
+            pl.col("_ts").cast(pl.String),
+            pl.col("_ct").cast(pl.String),
+            expire_at.alias("_exp"),
+            *(encoding.value_expr(f.name, f.dtype) for f in view.schema),
+        ]
+        slices = (part.select(encoded) for part in rows.iter_slices(WRITE_SLICE_ROWS))
+        progress = _WriteProgress()
+        try:
+            self.transport.write(slices, view.feature_names, progress)
+        except (redis.RedisError, OSError) as error:
+            raise OnlineStoreError(
+                f"writing FeatureView {view.name!r} to Redis failed after {progress.rows} of {rows.height} entity "
+                f"rows were written ({error}); writes are idempotent and newer-wins, so re-run the write once "
+                "Redis is reachable"
+            ) from error
+        return progress.replaced
+
+    def delete(self, view: FeatureView, keys: EntityRows) -> int:
+        """Delete the hashes of the given entities of `view`; return how many existed."""
+        for key, dtype in view.key_dtypes.items():
+            _check_key_dtype(view, key, dtype)
+        join_keys = {key: (dtype, view.name) for key, dtype in view.key_dtypes.items()}
+        entity_columns = _entity_columns(keys, join_keys)
+        before, after = encoding.key_affixes(self.key_prefix, view)
+        rows = zip(*(entity_columns[key] for key in view.join_keys), strict=True)
+        redis_keys = [(before + encoding.entity_key(values) + after).encode() for values in rows]
+        if not redis_keys:
+            return 0
+        try:
+            return self.transport.delete(redis_keys)
+        except (redis.RedisError, OSError) as error:
+            raise OnlineStoreError(f"deleting entities of FeatureView {view.name!r} failed: {error}") from error
+
+
+def _references(features: Sequence[str] | str) -> list[FeatureReference]:
+    return [FeatureReference.parse(f) for f in ([features] if isinstance(features, str) else features)]
+
+
+def _micros(duration: timedelta | None) -> int | None:
+    return None if duration is None else duration // timedelta(microseconds=1)
+
+
+def _check_key_dtype(view: FeatureView, key: str, dtype: pl.DataType) -> None:
+    if not (encoding.is_integer_key(dtype) or dtype == pl.String):
+        raise OnlineStoreError(
+            f"FeatureView {view.name!r}: join key {key!r} has dtype {dtype}; the online store keys entities by "
+            "integer or String join keys"
+        )
+
+
+def _key_type_name(dtype: pl.DataType) -> str:
+    return "int" if encoding.is_integer_key(dtype) else "str"
+
+
+def _entity_columns(
+    entity_rows: EntityRows, join_keys: Mapping[str, tuple[pl.DataType, str]]
+) -> dict[str, list[object]]:
+    """Return the join key columns of entity rows given as dicts, a dict of lists or a frame, checked by dtype."""
+    if isinstance(entity_rows, pl.DataFrame):
+        for key, (dtype, view) in join_keys.items():
+            actual = entity_rows.schema.get(key)
+            if actual is None:
+                _raise_missing_key(key, view)
+            if encoding.is_integer_key(actual) != encoding.is_integer_key(dtype) or not (
+                actual.is_integer() or actual == pl.String
+            ):
+                raise EntityFrameError(
+                    f"entity frame column {key!r} (join key of view {view!r}) has dtype {actual}; expected {dtype}"
+                )
+        columns = {key: entity_rows.get_column(key).to_list() for key in join_keys}
+    elif isinstance(entity_rows, Mapping):
+        for key, (_, view) in join_keys.items():
+            if key not in entity_rows:
+                _raise_missing_key(key, view)
+        columns = {key: list(entity_rows[key]) for key in join_keys}
+        lengths = {key: len(values) for key, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise EntityFrameError(f"entity key columns have different lengths {lengths}; give one value per row")
+    else:
+        rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
+        columns = {}
+        for key, (_, view) in join_keys.items():
+            try:
+                columns[key] = [row[key] for row in rows]
+            except KeyError:
+                index = next(i for i, row in enumerate(rows) if key not in row)
+                _raise_missing_key(key, view, index)
+    for key, (dtype, view) in join_keys.items():
+        expected = int if encoding.is_integer_key(dtype) else str
+        values = columns[key]
+        if not all(type(value) is expected for value in values):
+            for index, value in enumerate(values):
+                if not isinstance(value, expected) or isinstance(value, bool):
+                    raise EntityFrameError(
+                        f"entity row {index}: join key {key!r} of view {view!r} must be {dtype} "
+                        f"(a Python {_key_type_name(dtype)}), got {value!r} ({type(value).__name__})"
+                    )
+    return columns
+
+
+def _raise_missing_key(key: str, view: str, index: int | None = None) -> None:
+    where = "entity rows lack" if index is None else f"entity row {index} lacks"
+    raise EntityFrameError(f"{where} join key {key!r} needed by view {view!r}; give it in every entity row")
+
+
+def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl.DataFrame:
+    """Return the newest row per entity as join keys, `_ts`, `_ct` (µs) and features, dropping expired rows."""
+    where = f"FeatureView {view.name!r}"
+    schema = frame.schema
+    for key, dtype in view.key_dtypes.items():
+        _check_key_dtype(view, key, dtype)
+        actual = schema.get(key)
+        if actual is None:
+            raise EntityFrameError(f"{where}: the frame lacks join key column {key!r}; write the view's offline rows")
+        if encoding.is_integer_key(dtype) != actual.is_integer() or not (actual.is_integer() or actual == pl.String):
+            raise EntityFrameError(f"{where}: join key column {key!r} has dtype {actual}; expected {dtype}")
+    for column in ("event_timestamp", "created_timestamp"):
+        if column in schema and not isinstance(schema[column], pl.Datetime):
+            raise EntityFrameError(f"{where}: column {column!r} has dtype {schema[column]}; expected a Datetime")
+    if "event_timestamp" not in schema:
+        raise EntityFrameError(f"{where}: the frame lacks the 'event_timestamp' column")
+    missing = [name for name in view.feature_names if name not in schema]
+    if missing:
+        raise OnlineStoreError(f"{where}: the frame lacks feature columns {missing}; write the view's offline rows")
+    for f in view.schema:
+        if schema[f.name] != f.dtype:
+            try:
+                frame[f.name].cast(f.dtype, strict=True)
+            except pl.exceptions.PolarsError as error:
+                raise OnlineStoreError(
+                    f"{where}: feature {f.name!r} has dtype {schema[f.name]} and does not cast to {f.dtype}: {error}"
+                ) from error
+    nulls = frame.select(pl.col(*view.join_keys, "event_timestamp").null_count()).row(0, named=True)
+    if any(nulls.values()):
+        counts = {name: count for name, count in nulls.items() if count}
+        raise EntityFrameError(f"{where}: null join keys or event times {counts}; every row needs them")
+    created = pl.col("created_timestamp").dt.epoch("us").fill_null(0) if "created_timestamp" in schema else pl.lit(0)
+    rows = frame.lazy().select(
+        *view.join_keys,
+        pl.col("event_timestamp").dt.epoch("us").alias("_ts"),
+        created.cast(pl.Int64).alias("_ct"),
+        *(pl.col(f.name).cast(f.dtype) for f in view.schema),
+    )
+    ttl_us = _micros(view.ttl)
+    if ttl_us is not None:
+        rows = rows.filter(pl.col("_ts") + ttl_us >= now_us)
+    latest = rows.collect()
+    keys = list(view.join_keys)
+    if latest.select(keys).n_unique() == latest.height:
+        return latest
+    return latest.sort("_ts", "_ct").unique(subset=keys, keep="last")
+
+
+def _parse_url(url: str) -> tuple[str, bool]:
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme in CLUSTER_SCHEMES:
+        return f"{CLUSTER_SCHEMES[scheme]}://{rest}", True
+    return url, False
+
+
+class RedisOnlineStore(ConfigurableResource):
+    """Latest feature values per entity in Redis (standalone or Cluster), newer event time wins, TTL honoured."""
+
+    url: str | None = Field(
+        default=None,
+        description=(
+            "redis://[:password@]host:port/db or rediss:// for TLS; redis+cluster:// or rediss+cluster:// for a "
+            "Redis Cluster. Unset: start an embedded redis-server on a free loopback port, once per process."
+        ),
+    )
+    cluster: bool = Field(
+        default=False, description="Connect to a Redis Cluster (also implied by a redis+cluster:// URL)."
+    )
+    repository: str = Field(
+        default="feature_assets.views:repository",
+        description="Import path `module:attribute` of the FeatureRepository used to resolve feature references.",
+    )
+    socket_timeout: float = Field(default=5.0, description="Seconds to wait for Redis to answer before failing.")
+    max_connections: int = Field(default=32, description="Size of the connection pool (per node on a cluster).")
+    key_prefix: str = Field(default="fs", description="First segment of every key the store writes (no braces).")
+
+    _engine: _Engine | None = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls, **settings: object) -> "RedisOnlineStore":
+        """Build the store from REDIS_URL when it is set, else use the embedded server; other fields as keywords."""
+        if os.environ.get("REDIS_URL"):
+            settings["url"] = EnvVar("REDIS_URL")
+        return cls(**settings)
+
+    def _connected(self) -> _Engine:
+        """Return the engine, creating the client and its connection pool on first use."""
+        if self._engine is None:
+            if "{" in self.key_prefix or "}" in self.key_prefix:
+                raise OnlineStoreError(f"key_prefix {self.key_prefix!r} must not contain braces (the hash tag's)")
+            configured = self.url.get_value() if isinstance(self.url, EnvVar) else self.url
+            url, cluster = _parse_url(configured or shared_server().url)
+            options = {
+                "socket_timeout": self.socket_timeout,
+                "socket_connect_timeout": self.socket_timeout,
+                "max_connections": self.max_connections,
+                "retry": Retry(NoBackoff(), retries=1),
+            }
+            transport: _StandaloneTransport | _ClusterTransport
+            if cluster or self.cluster:
+                transport = _ClusterTransport(RedisCluster.from_url(url, **options))
+            else:
+                transport = _StandaloneTransport(redis.Redis.from_url(url, **options))
+            self._engine = _Engine(transport=transport, repository_path=self.repository, key_prefix=self.key_prefix)
+        return self._engine
+
+    def write_batch(self, view: FeatureView | str, frame: pl.DataFrame) -> int:
+        """Write the newest row per entity of offline rows of `view`; return how many stored values it replaced."""
+        engine = self._connected()
+        return engine.write(engine.view(view), frame)
+
+    def get_online_features(
+        self,
+        features: Features,
+        entity_rows: EntityRows,
+        *,
+        include_timestamps: bool = False,
+        full_feature_names: bool = False,
+    ) -> OnlineResponse:
+        """Read `view:feature` references (or a service) for entity rows in one round trip, in request order."""
+        return self._connected().read(features, entity_rows, include_timestamps, full_feature_names)
+
+    def delete_entities(self, view: FeatureView | str, keys: EntityRows) -> int:
+        """Delete the stored values of the given entities of `view`; return how many existed."""
+        engine = self._connected()
+        return engine.delete(engine.view(view), keys)
+
+    def close(self) -> None:
+        """Disconnect the client's pooled connections."""
+        if self._engine is not None:
+            self._engine.transport.client.close()
+            self._engine = None
