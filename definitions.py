@@ -2,5 +2,6 @@
 
 from feature_assets.project import build_definitions
 from feature_assets.views import repository
+from feature_assets.views.training_sets import trip_completion
 
-defs = build_definitions(repository)
+defs = build_definitions(repository, training_sets=[trip_completion])

@@ -12,6 +12,7 @@ from feature_assets.asset_keys import schema_check_key
 from feature_assets.demo_data import DemoSize, demo_days, write_demo_sources
 from feature_assets.project import MATERIALIZE_VIEWS_JOB, build_definitions
 from feature_assets.views import repository
+from feature_assets.views.training_sets import trip_completion
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 
@@ -90,15 +91,15 @@ def main() -> None:
     counts = write_demo_sources(offline_store, size, first)
     print("   " + ", ".join(f"{name}: {rows:,} rows" for name, rows in counts.items()))
 
-    defs = build_definitions(repository, offline_store)
+    online_store = RedisOnlineStore.from_env()
+    defs = build_definitions(repository, offline_store, online_store, training_sets=[trip_completion])
     instance = demo_instance()
     print(f"2. materializing {len(repository.views)} feature views, {first} to {last}, in one run")
     result = materialize_views(defs, instance, first, last)
     print(f"   run {result.run_id}: {'success' if result.success else 'FAILED'}")
     for line in report_views(offline_store, instance):
         print(line)
-    online_store = RedisOnlineStore.from_env()
-    defs = build_definitions(repository, offline_store, online_store)
+
     requested, published = publish_online(defs, instance)
     print(f"3. publishing sensor requested {requested} online partitions; {published} published to Redis")
     service = repository.services["trip_ranking"]
@@ -107,8 +108,22 @@ def main() -> None:
     with pl.Config(tbl_cols=-1, tbl_width_chars=160):
         print(f"   online read of feature service {service.name!r} for {len(entity_rows)} entities:")
         print(response.to_polars())
+
+    training = defs.resolve_implicit_global_asset_job_def().execute_in_process(
+        instance=instance,
+        asset_selection=[trip_completion.asset_key],
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        raise_on_error=False,
+    )
+    training_frame = pl.read_parquet(offline_store.resolve(trip_completion.output_path))
+    print(
+        f"4. training set {trip_completion.name!r}: {'success' if training.success else 'FAILED'}, "
+        f"{training_frame.height:,} point-in-time rows -> {offline_store.resolve(trip_completion.output_path)}"
+    )
+    with pl.Config(tbl_cols=-1, tbl_width_chars=160):
+        print(training_frame.drop("trip_id", "distance_km", "fare").tail(3))
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
-    if not result.success or published != requested:
+    if not result.success or published != requested or not training.success:
         raise SystemExit(1)
 
 

@@ -1,5 +1,7 @@
 """Assembly of a feature repository into Dagster definitions: sources, views, online tables, checks, automation."""
 
+from collections.abc import Sequence
+
 from dagster import AssetSelection, Definitions, define_asset_job
 
 from feature_assets.alerts import build_alert_sensor
@@ -9,6 +11,7 @@ from feature_assets.online_assets import build_online_asset
 from feature_assets.publishing import build_publishing_sensor
 from feature_assets.repository import FeatureRepository
 from feature_assets.schedules import build_daily_schedules
+from feature_assets.training_set import TrainingSet, build_training_set_asset
 from feature_assets.view_assets import FEATURES_GROUP, build_source_specs, build_view_asset
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
@@ -22,6 +25,7 @@ def build_definitions(
     offline_store: OfflineStore | None = None,
     online_store: RedisOnlineStore | None = None,
     alert_webhook: AlertWebhook | None = None,
+    training_sets: Sequence[TrainingSet] = (),
 ) -> Definitions:
     """Return the Dagster definitions of every view in `repository`, with the stores as resources."""
     views = list(repository.views.values())
@@ -38,6 +42,7 @@ def build_definitions(
             *build_source_specs(views),
             *view_assets.values(),
             *(build_online_asset(view) for view in online_views),
+            *(build_training_set_asset(training_set, repository) for training_set in training_sets),
         ],
         asset_checks=[*freshness_checks, *(build_consistency_check(view) for view in online_views)],
         jobs=[materialize_views],

@@ -1,9 +1,6 @@
 """Training sets: label rows joined point-in-time with features, materialized as a Parquet Dagster asset."""
 
 import hashlib
-import io
-import os
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -17,8 +14,6 @@ from feature_assets.point_in_time import get_historical_features
 from feature_assets.repository import FeatureRepository
 from feature_assets.sources import ParquetSource
 from resources.offline_store import OfflineStore
-
-_MAX_SINGLE_PUT = 5 * 2**30
 
 
 @dataclass(frozen=True)
@@ -107,7 +102,7 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
             full_feature_names=training_set.full_feature_names,
             timestamp_column=training_set.labels.timestamp_field,
         )
-        path = _write_replacing(offline_store, training_set.output_path, frame)
+        path = offline_store.write_file(training_set.output_path, frame)
         feature_columns = frame.columns[labels.width :]
         rows = frame.height
         null_counts = frame.select(feature_columns).null_count().row(0)
@@ -117,7 +112,7 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
                 "path": dg.MetadataValue.path(path),
                 "features": dg.MetadataValue.json(references),
                 **{
-                    f"null_pct/{column}": dg.MetadataValue.float(100.0 * nulls / rows if rows else 0.0)
+                    f"{column}/null_pct": dg.MetadataValue.float(100.0 * nulls / rows if rows else 0.0)
                     for column, nulls in zip(feature_columns, null_counts, strict=True)
                 },
                 "dagster/column_schema": dg.TableSchema(
@@ -127,23 +122,3 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
         )
 
     return _training_set
-
-
-def _write_replacing(offline_store: OfflineStore, path: str, frame: pl.DataFrame) -> str:
-    """Write `frame` as Parquet at `path` so readers see the old file or the new one, never a partial one."""
-    full = offline_store.resolve(path)
-    if offline_store.is_s3:
-        buffer = io.BytesIO()
-        frame.write_parquet(buffer)
-        offline_store.filesystem.pipe_file(full, buffer.getvalue(), chunksize=_MAX_SINGLE_PUT)
-        return full
-    folder = os.path.dirname(full)
-    os.makedirs(folder, exist_ok=True)
-    staging = os.path.join(folder, f".{os.path.basename(full)}.{uuid.uuid4().hex}.tmp")
-    try:
-        frame.write_parquet(staging)
-        os.replace(staging, full)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
-    return full

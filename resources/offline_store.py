@@ -1,5 +1,6 @@
 """The offline store: Parquet partitions of every feature view on a local folder or S3 (through s3fs)."""
 
+import io
 import os
 import posixpath
 import uuid
@@ -17,6 +18,7 @@ from feature_assets.feature_view import FeatureView
 from feature_assets.sources import ParquetSource
 
 PARTITION_FILE = "data.parquet"
+MAX_SINGLE_PUT_BYTES = 5 * 1024**3
 
 
 class OfflineStore(ConfigurableResource):
@@ -102,22 +104,7 @@ class OfflineStore(ConfigurableResource):
 
     def write_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
         """Replace one partition with `frame` atomically; readers see the old file or the new one, never half."""
-        path = self.partition_path(view, day)
-        fs = self.filesystem
-        if self.is_s3:
-            with fs.open(path, "wb") as handle:
-                frame.write_parquet(handle, statistics=True)
-            return path
-        folder = os.path.dirname(path)
-        os.makedirs(folder, exist_ok=True)
-        staging = os.path.join(folder, f".{PARTITION_FILE}.{uuid.uuid4().hex}.tmp")
-        try:
-            frame.write_parquet(staging, statistics=True)
-            os.replace(staging, path)
-        finally:
-            if os.path.exists(staging):
-                os.remove(staging)
-        return path
+        return self.write_file(self.partition_path(view, day), frame)
 
     def delete_partition(self, view: FeatureView, day: date) -> None:
         """Remove one partition if it exists."""
@@ -134,8 +121,7 @@ class OfflineStore(ConfigurableResource):
     def partition_files(self, view: FeatureView, start: date | None = None, end: date | None = None) -> list[str]:
         """Return the full paths of existing partitions with `start <= day <= end` (bounds optional)."""
         days = [d for d in self.list_partitions(view) if (start is None or d >= start) and (end is None or d <= end)]
-        paths = [self.partition_path(view, d) for d in days]
-        return [f"s3://{p}" if self.is_s3 and not p.startswith("s3://") else p for p in paths]
+        return [self.partition_path(view, d) for d in days]
 
     def read_partition(self, view: FeatureView, day: date) -> pl.DataFrame:
         """Return the rows of one partition (an empty frame with the view's schema if it was never written)."""
@@ -164,14 +150,25 @@ class OfflineStore(ConfigurableResource):
         return frame.filter((pl.col(column) >= low) & (pl.col(column) < high))
 
     def write_file(self, path: str, frame: pl.DataFrame) -> str:
-        """Write `frame` as one Parquet file at `path` (relative paths go under the root)."""
+        """Write `frame` as one Parquet file at `path` (relative paths go under the root), replacing it atomically.
+
+        Locally the file is written aside and renamed over the target; on S3 it is one PUT, which is atomic.
+        """
         full = self.resolve(path)
         if self.is_s3:
-            with self.filesystem.open(full, "wb") as handle:
-                frame.write_parquet(handle)
-        else:
-            os.makedirs(os.path.dirname(full), exist_ok=True)
-            frame.write_parquet(full)
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer, statistics=True)
+            self.filesystem.pipe_file(full, buffer.getvalue(), chunksize=MAX_SINGLE_PUT_BYTES)
+            return full
+        folder = os.path.dirname(full)
+        os.makedirs(folder, exist_ok=True)
+        staging = os.path.join(folder, f".{os.path.basename(full)}.{uuid.uuid4().hex}.tmp")
+        try:
+            frame.write_parquet(staging, statistics=True)
+            os.replace(staging, full)
+        finally:
+            if os.path.exists(staging):
+                os.remove(staging)
         return full
 
     @contextmanager

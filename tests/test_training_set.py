@@ -83,8 +83,8 @@ def test_materialized_training_set_equals_a_direct_point_in_time_join(tmp_path):
     assert written["trips"].to_list() == [0, 1, 10, None, None]
     assert metadata["dagster/row_count"].value == 5
     assert metadata["features"].value == FEATURES
-    assert metadata["null_pct/conv_rate"].value == pytest.approx(40.0)
-    assert metadata["null_pct/city"].value == pytest.approx(60.0)
+    assert metadata["conv_rate/null_pct"].value == pytest.approx(40.0)
+    assert metadata["city/null_pct"].value == pytest.approx(60.0)
     schema = metadata["dagster/column_schema"].schema
     assert [(c.name, c.type) for c in schema.columns] == [(n, str(t)) for n, t in direct.schema.items()]
     assert not list((tmp_path / "training" / "trip_model").glob(".*.tmp"))
@@ -119,7 +119,7 @@ def test_full_feature_names_prefix_every_feature_column(tmp_path):
     features = ["driver_stats:trips", "driver_profile:trips"]
     written, metadata = _materialize(store, TrainingSet("trips", features, LABELS, full_feature_names=True))
     assert written.columns[-2:] == ["driver_stats__trips", "driver_profile__trips"]
-    assert "null_pct/driver_profile__trips" in metadata
+    assert "driver_profile__trips/null_pct" in metadata
 
 
 def test_training_set_on_s3_equals_the_local_one(tmp_path, s3_offline_store):
