@@ -75,12 +75,12 @@ def report_views(offline_store: OfflineStore, instance: dg.DagsterInstance) -> l
     return lines
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Run the demo end to end on the embedded defaults (or OFFLINE_ROOT/REDIS_URL when set)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=DemoSize.trips)
     parser.add_argument("--days", type=int, default=DemoSize.days)
-    arguments = parser.parse_args()
+    arguments = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 

@@ -45,7 +45,7 @@ def _field_checks(field: Field) -> list[pa.Check]:
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """The outcome of validating one partition: failing rows and a sample of (column, check, value)."""
+    """The outcome of validating one partition: failing rows and every failure as (column, check, value, row)."""
 
     passed: bool
     rows: int
@@ -55,13 +55,8 @@ class ValidationReport:
 
     def failures_by_check(self) -> dict[str, int]:
         """Return how many failures each (column, check) pair had."""
-        if self.sample.is_empty():
-            return {}
-        return {f"{row['column']}: {row['check']}": row["count"] for row in self._counts.iter_rows(named=True)}
-
-    @property
-    def _counts(self) -> pl.DataFrame:
-        return self.sample.group_by("column", "check").agg(pl.len().alias("count")).sort("column", "check")
+        counts = self.sample.group_by("column", "check").agg(pl.len().alias("count")).sort("column", "check")
+        return {f"{column}: {check}": count for column, check, count in counts.iter_rows()}
 
 
 def validate_partition(view: FeatureView, frame: pl.DataFrame) -> ValidationReport:
