@@ -1,14 +1,16 @@
-"""Feature definitions and the machinery that turns them into Dagster assets."""
+"""Feature definitions and the machinery that turns them into Dagster assets.
+
+The definitions language is exported here; retrieval (`point_in_time`), training sets (`training_set`) and
+the Dagster factories live in their own modules, which depend on the stores in `resources`.
+"""
 
 from feature_assets.entity import Entity
 from feature_assets.feature_service import FeatureService
 from feature_assets.feature_view import Aggregation, FeatureView
 from feature_assets.field import Field
-from feature_assets.point_in_time import get_historical_features
 from feature_assets.quality_policy import QualityPolicy
 from feature_assets.repository import FeatureRepository
 from feature_assets.sources import ParquetSource
-from feature_assets.training_set import TrainingSet
 
 __all__ = [
     "Aggregation",
@@ -19,6 +21,4 @@ __all__ = [
     "Field",
     "ParquetSource",
     "QualityPolicy",
-    "TrainingSet",
-    "get_historical_features",
 ]

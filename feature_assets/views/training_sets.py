@@ -1,6 +1,7 @@
 """Training sets of the demo domain: trip outcomes joined point-in-time with the ranking model's features."""
 
-from feature_assets import ParquetSource, TrainingSet
+from feature_assets import ParquetSource
+from feature_assets.training_set import TrainingSet
 from feature_assets.views import trip_ranking
 
 trip_outcomes = ParquetSource(
