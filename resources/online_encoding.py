@@ -7,9 +7,17 @@ joined by `|`. The braces make it the Redis Cluster hash tag, so all views of on
 Values are strings that decode back to the declared dtype: integers and floats in decimal (floats round-trip),
 booleans `1`/`0`, dates as days and datetimes as microseconds since the Unix epoch, lists as JSON arrays of
 their encoded elements. Null is the empty string; a String value that is empty or starts with NUL gets one NUL
-prepended, so null and `""` stay apart. A hash field that is absent altogether means "not found".
+prepended, so null and `""` stay apart.
+
+A hash holds two fields. `_o` is the write order: event time then created time, each in microseconds plus 10^18
+written as 19 digits, so comparing two orders as strings compares (event time, created time) as numbers. The
+values field `v:<fingerprint of the view's feature names and dtypes>` packs the view's encoded values in schema
+order, separated by 0x1F (in String values 0x1E is escaped as 0x1E 0x30 and 0x1F as 0x1E 0x31; JSON already
+escapes both). A hash or values field that is absent means "not found"; a schema change without a version bump
+names a different values field, so old hashes read as not found rather than misaligned.
 """
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -19,8 +27,13 @@ import polars as pl
 from feature_assets.feature_view import FeatureView
 
 KEY_SEPARATOR = "|"
-EVENT_TIME_FIELD = "_ts"
-CREATED_TIME_FIELD = "_ct"
+ORDER_FIELD = "_o"
+ORDER_BIAS = 10**18
+ORDER_DIGITS = 19
+VALUE_SEPARATOR = "\x1f"
+VALUE_SEPARATOR_BYTES = VALUE_SEPARATOR.encode()
+_VALUE_ESCAPE = "\x1e"
+_VALUE_ESCAPE_BYTES = _VALUE_ESCAPE.encode()
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", "|": "%7C"})
 _STRING_MARK = "\x00"
 _STRING_MARK_BYTES = _STRING_MARK.encode()
@@ -94,6 +107,49 @@ def _encode_nullable(expr: pl.Expr, dtype: pl.DataType) -> pl.Expr:
 def value_expr(column: str, dtype: pl.DataType) -> pl.Expr:
     """Return an expression encoding a feature column of `dtype` as strings (null as the empty string)."""
     return _encode_nullable(pl.col(column), dtype).fill_null("").alias(column)
+
+
+def values_field(view: FeatureView) -> str:
+    """Return the name of the hash field packing the values of `view`, which changes with its features' schema."""
+    schema = "|".join(f"{f.name}:{f.dtype}" for f in view.schema)
+    return "v:" + hashlib.sha1(schema.encode()).hexdigest()[:12]
+
+
+def order_expr(event_us: str, created_us: str) -> pl.Expr:
+    """Return an expression writing the event and created times (µs columns) as one order string."""
+    return pl.concat_str(
+        [(pl.col(column) + ORDER_BIAS).cast(pl.String).str.zfill(ORDER_DIGITS) for column in (event_us, created_us)]
+    )
+
+
+def order_threshold(event_us: int) -> bytes:
+    """Return the order prefix of `event_us`: orders that compare lower than it have an older event time."""
+    return b"%0*d" % (ORDER_DIGITS, event_us + ORDER_BIAS)
+
+
+def packed_values_expr(view: FeatureView) -> pl.Expr:
+    """Return an expression packing each row's encoded feature values into the values field's string."""
+    parts = []
+    for f in view.schema:
+        encoded = value_expr(f.name, f.dtype)
+        if f.dtype == pl.String:
+            encoded = encoded.str.replace_all(_VALUE_ESCAPE, _VALUE_ESCAPE + "0", literal=True).str.replace_all(
+                VALUE_SEPARATOR, _VALUE_ESCAPE + "1", literal=True
+            )
+        parts.append(encoded)
+    return pl.concat_str(parts, separator=VALUE_SEPARATOR)
+
+
+def unescape_values(raws: Sequence[bytes]) -> Sequence[bytes]:
+    """Return String values taken out of a packed values field with their separator escapes undone."""
+    if _VALUE_ESCAPE_BYTES not in b"".join(raws):
+        return raws
+    return [raw.replace(b"\x1e1", b"\x1f").replace(b"\x1e0", b"\x1e") for raw in raws]
+
+
+def decode_order_timestamp(order: bytes) -> datetime:
+    """Return the UTC event time of an order string."""
+    return _EPOCH + timedelta(microseconds=int(order[:ORDER_DIGITS]) - ORDER_BIAS)
 
 
 def _decode_string(raw: bytes) -> str:

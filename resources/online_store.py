@@ -1,13 +1,14 @@
 """The online store: the latest feature values of each entity in Redis hashes, newer event time wins.
 
-One hash per (view, version, entity) holds the encoded features plus the event and created times (microseconds)
-in the reserved fields `_ts` and `_ct`; see `resources.online_encoding` for the key and value layout. Writes
-go through a Lua script that replaces a hash only when the incoming (event time, created time) is greater than
-the stored one, and then sets its expiry to event time + ttl. Reads of any number of entities and views are one
-pipeline of HMGETs, i.e. one round trip.
+One hash per (view, version, entity) holds the write order (event and created times) in the field `_o` and the
+view's encoded features packed into one values field; see `resources.online_encoding` for the key and value
+layout. Writes go through a Lua script that replaces a hash only when the incoming (event time, created time) is
+greater than the stored one, and then sets its expiry to event time + ttl. Reads of any number of entities and
+views are one pipeline of HMGETs, i.e. one round trip.
 """
 
 import functools
+import operator
 import os
 import time
 from collections import deque
@@ -45,30 +46,26 @@ EntityRows = Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | p
 
 
 @functools.cache
-def newer_wins_script(width: int) -> str:
-    """Return the Lua script writing rows of `width` features only where they are newer than the stored row.
+def newer_wins_script(values_field: str) -> str:
+    """Return the Lua script writing rows only where they are newer than the stored row.
 
-    KEYS are entity hashes. ARGV holds the `width` feature field names, then per key its event time and created
-    time (µs, compared exactly up to the year 2255), expire-at (ms, '' for none) and the `width` encoded values.
-    The script returns how many hashes it replaced.
+    KEYS are entity hashes. ARGV holds per key its order (event then created time as fixed-width digits, so the
+    string comparison is the numeric one), expire-at (ms, '' for none) and its packed values, stored in the field
+    `values_field`. The script returns how many hashes it replaced.
     """
-    stride = width + 3
-    event, created = encoding.EVENT_TIME_FIELD, encoding.CREATED_TIME_FIELD
-    pairs = "".join(f", ARGV[{j}], ARGV[base + {3 + j}]" for j in range(1, width + 1))
+    order = encoding.ORDER_FIELD
     return f"""
-local replaced = 0
+local call, replaced = redis.call, 0
 for i, key in ipairs(KEYS) do
-  local base = {width} + (i - 1) * {stride}
-  local ts, ct = tonumber(ARGV[base + 1]), tonumber(ARGV[base + 2])
-  local stored = redis.call('HMGET', key, '{event}', '{created}')
-  local stored_ts = tonumber(stored[1])
-  if not stored_ts or ts > stored_ts or (ts == stored_ts and ct > (tonumber(stored[2]) or -1/0)) then
-    redis.call('HSET', key, '{event}', ARGV[base + 1], '{created}', ARGV[base + 2]{pairs})
-    local expire_at = ARGV[base + 3]
+  local order = ARGV[i * 3 - 2]
+  local stored = call('HGET', key, '{order}')
+  if not stored or order > stored then
+    call('HSET', key, '{order}', order, '{values_field}', ARGV[i * 3])
+    local expire_at = ARGV[i * 3 - 1]
     if expire_at ~= '' then
-      redis.call('PEXPIREAT', key, expire_at)
-    elseif stored_ts then
-      redis.call('PERSIST', key)
+      call('PEXPIREAT', key, expire_at)
+    elseif stored then
+      call('PERSIST', key)
     end
     replaced = replaced + 1
   end
@@ -121,6 +118,9 @@ class _ViewPlan:
     hmget_head: bytes
     hmget_fields: bytes
     fields: tuple[bytes, ...]
+    width: int
+    indices: tuple[int, ...]
+    escaped: tuple[bool, ...]
     decoders: tuple[encoding.Decoder, ...]
     column_decoders: tuple[encoding.ColumnDecoder, ...]
     columns: tuple[str, ...]
@@ -151,35 +151,48 @@ class _ViewPlan:
             if timestamps is not None:
                 timestamps[self.timestamp_column] = []
             return
-        stamps, *raw_columns = zip(*replies, strict=True)
-        row_statuses = [PRESENT] * len(stamps)
-        not_found = [index for index, raw in enumerate(stamps) if raw is None] if None in stamps else []
-        for index in not_found:
-            row_statuses[index] = NOT_FOUND
+        orders, packed = zip(*replies, strict=True)
+        row_statuses = [PRESENT] * len(orders)
+        missing = None in packed
+        if missing:
+            for index, raw in enumerate(packed):
+                if raw is None:
+                    row_statuses[index] = NOT_FOUND
         expired: list[int] = []
-        found = [raw for raw in stamps if raw is not None] if not_found else stamps
-        if self.ttl_us is not None and found and min(map(int, found)) < now_us - self.ttl_us:
-            oldest_live = now_us - self.ttl_us
-            expired = [index for index, raw in enumerate(stamps) if raw is not None and int(raw) < oldest_live]
-            for index in expired:
-                row_statuses[index] = EXPIRED
-        decoders = zip(self.columns, self.decoders, self.column_decoders, raw_columns, strict=True)
-        for name, decode, decode_column, raw_column in decoders:
+        if self.ttl_us is not None:
+            oldest_live = encoding.order_threshold(now_us - self.ttl_us)
+            found = [raw for raw in orders if raw is not None] if None in orders else orders
+            if found and min(found) < oldest_live:
+                expired = [index for index, raw in enumerate(orders) if raw is not None and raw < oldest_live]
+                for index in expired:
+                    if row_statuses[index] == PRESENT:
+                        row_statuses[index] = EXPIRED
+        separator = encoding.VALUE_SEPARATOR_BYTES
+        if missing:
+            blank = [b""] * self.width
+            rows = [raw.split(separator) if raw is not None else blank for raw in packed]
+        else:
+            rows = [raw.split(separator) for raw in packed]
+        if len(self.indices) == 1:
+            (index,) = self.indices
+            raw_columns: list[Sequence[bytes]] = [[row[index] for row in rows]]
+        else:
+            raw_columns = list(zip(*map(operator.itemgetter(*self.indices), rows), strict=True))
+        decoders = zip(self.columns, self.escaped, self.decoders, self.column_decoders, raw_columns, strict=True)
+        for name, escaped, decode, decode_column, raw_column in decoders:
+            if escaped:
+                raw_column = encoding.unescape_values(raw_column)
             if all(raw_column):
                 values = decode_column(raw_column)
             else:
                 values = [decode(raw) if raw else None for raw in raw_column]
             for index in expired:
                 values[index] = None
-            column_statuses = row_statuses.copy()
-            if raw_column.count(None) > len(not_found):
-                for index, raw in enumerate(raw_column):
-                    if raw is None and column_statuses[index] == PRESENT:
-                        column_statuses[index] = NOT_FOUND
             columns[name] = values
-            statuses[name] = column_statuses
+            statuses[name] = row_statuses.copy()
         if timestamps is not None:
-            timestamps[self.timestamp_column] = [encoding.decode_timestamp(raw) if raw else None for raw in stamps]
+            decode_time = encoding.decode_order_timestamp
+            timestamps[self.timestamp_column] = [decode_time(raw) if raw else None for raw in orders]
 
 
 @dataclass(frozen=True)
@@ -236,15 +249,14 @@ class _StandaloneTransport:
             self.pool.release(connection)
         return _group_by_view(replies, requests)
 
-    def write(self, slices: Iterator[pl.DataFrame], names: tuple[str, ...], progress: _WriteProgress) -> None:
+    def write(self, slices: Iterator[pl.DataFrame], script: str, progress: _WriteProgress) -> None:
         """Run the newer-wins script over encoded row slices, sending one slice while the previous one executes."""
-        sha = self.client.script_load(newer_wins_script(len(names))).encode()
-        names_blob = b"".join(encoding.resp_bulk(name.encode()) for name in names)
+        sha = self.client.script_load(script).encode()
         connection = self.pool.get_connection()
         pending: deque[list[int]] = deque()
         try:
             for part in slices:
-                payload, row_counts = self._pack(part, sha, len(names), names_blob)
+                payload, row_counts = self._pack(part, sha)
                 connection.send_packed_command([payload], check_health=False)
                 pending.append(row_counts)
                 if len(pending) > 1:
@@ -258,7 +270,7 @@ class _StandaloneTransport:
             self.pool.release(connection)
 
     @staticmethod
-    def _pack(part: pl.DataFrame, sha: bytes, width: int, names_blob: bytes) -> tuple[bytes, list[int]]:
+    def _pack(part: pl.DataFrame, sha: bytes) -> tuple[bytes, list[int]]:
         """Return EVALSHA calls of up to ROWS_PER_SCRIPT_CALL rows each as RESP bytes, and their row counts."""
         framed = (
             part.select(
@@ -271,10 +283,10 @@ class _StandaloneTransport:
         )
         chunks, row_counts = [], []
         for keys, values, rows in framed.select("keys", "arguments", "rows").iter_rows():
-            argc = 3 + rows + width + rows * (width + 3)
+            argc = 3 + rows * 4
             count = encoding.resp_bulk(b"%d" % rows)
             header = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (argc, sha, count)
-            chunks += [header, keys.encode(), names_blob, values.encode()]
+            chunks += [header, keys.encode(), values.encode()]
             row_counts.append(rows)
         return b"".join(chunks), row_counts
 
@@ -306,13 +318,13 @@ class _ClusterTransport:
                 pipeline.hmget(key, plan.fields)
         return _group_by_view(pipeline.execute(), requests)
 
-    def write(self, slices: Iterator[pl.DataFrame], names: tuple[str, ...], progress: _WriteProgress) -> None:
+    def write(self, slices: Iterator[pl.DataFrame], script: str, progress: _WriteProgress) -> None:
         """Run the newer-wins script once per row (each key has its own slot), one pipeline per slice."""
-        sha = self.client.script_load(newer_wins_script(len(names)))
+        sha = self.client.script_load(script)
         for part in slices:
             pipeline = self.client.pipeline()
             for key, *arguments in part.iter_rows():
-                pipeline.execute_command("EVALSHA", sha, 1, key, *names, *arguments)
+                pipeline.execute_command("EVALSHA", sha, 1, key, *arguments)
             progress.replaced += sum(pipeline.execute())
             progress.rows += part.height
 
@@ -388,7 +400,8 @@ class _Engine:
                 dtypes[column] = view.fields_by_name[name].dtype
             timestamp_column = f"{view.name}__event_timestamp"
             dtypes[timestamp_column] = pl.Datetime("us", "UTC")
-            fields = (encoding.EVENT_TIME_FIELD.encode(), *(name.encode() for name in names))
+            fields = (encoding.ORDER_FIELD.encode(), encoding.values_field(view).encode())
+            positions = {name: index for index, name in enumerate(view.feature_names)}
             before, after = encoding.key_affixes(self.key_prefix, view)
             view_plans.append(
                 _ViewPlan(
@@ -399,6 +412,9 @@ class _Engine:
                     hmget_head=b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)),
                     hmget_fields=b"".join(encoding.resp_bulk(f) for f in fields),
                     fields=fields,
+                    width=len(view.feature_names),
+                    indices=tuple(positions[name] for name in names),
+                    escaped=tuple(view.fields_by_name[name].dtype == pl.String for name in names),
                     decoders=tuple(encoding.decoder(view.fields_by_name[name].dtype) for name in names),
                     column_decoders=tuple(encoding.column_decoder(view.fields_by_name[name].dtype) for name in names),
                     columns=columns,
@@ -451,15 +467,14 @@ class _Engine:
         )
         encoded = [
             encoding.redis_key_expr(self.key_prefix, view).alias("key"),
-            pl.col("_ts").cast(pl.String),
-            pl.col("_ct").cast(pl.String),
+            encoding.order_expr("_ts", "_ct").alias("_o"),
             expire_at.alias("_exp"),
-            *(encoding.value_expr(f.name, f.dtype) for f in view.schema),
+            encoding.packed_values_expr(view).alias("_v"),
         ]
         slices = (part.select(encoded) for part in rows.iter_slices(WRITE_SLICE_ROWS))
         progress = _WriteProgress()
         try:
-            self.transport.write(slices, view.feature_names, progress)
+            self.transport.write(slices, newer_wins_script(encoding.values_field(view)), progress)
         except (redis.RedisError, OSError) as error:
             raise OnlineStoreError(
                 f"writing FeatureView {view.name!r} to Redis failed after {progress.rows} of {rows.height} entity "

@@ -16,7 +16,7 @@ from polars.testing import assert_frame_equal
 
 from feature_assets.errors import EntityFrameError, FeatureReferenceError, OnlineStoreError
 from resources.embedded_redis import RedisServer, free_port
-from resources.online_encoding import decoder, entity_key, entity_key_expr, value_expr
+from resources.online_encoding import decoder, entity_key, entity_key_expr, value_expr, values_field
 from resources.online_store import EXPIRED, NOT_FOUND, PRESENT, RedisOnlineStore
 from tests import online_views as views
 
@@ -193,11 +193,12 @@ def test_null_empty_string_and_missing_field_are_told_apart(store, redis_client)
         {"driver_id": 1, "event_timestamp": now(), "counter": 1, "label": ""},
         {"driver_id": 2, "event_timestamp": now(), "counter": 1, "label": None},
         {"driver_id": 3, "event_timestamp": now(), "counter": 1, "label": "kept"},
+        {"driver_id": 4, "event_timestamp": now(), "counter": 1, "label": "\x00a\x1fb\x1e1\x1e0\x1e\x1f"},
     ]))
-    redis_client.hdel("fs:{i:3}:driver_counters:v1", "label")
-    response = store.get_online_features(["driver_counters:label"], [{"driver_id": e} for e in (1, 2, 3)])
-    assert response.to_dict()["label"] == ["", None, None]
-    assert response.statuses["label"] == [PRESENT, PRESENT, NOT_FOUND]
+    redis_client.hdel("fs:{i:3}:driver_counters:v1", values_field(views.driver_counters))
+    response = store.get_online_features(["driver_counters:label"], [{"driver_id": e} for e in (1, 2, 3, 4)])
+    assert response.to_dict()["label"] == ["", None, None, "\x00a\x1fb\x1e1\x1e0\x1e\x1f"]
+    assert response.statuses["label"] == [PRESENT, PRESENT, NOT_FOUND, PRESENT]
 
 
 def test_integer_key_1_and_string_key_1_are_different_entities(store, redis_client):
