@@ -20,6 +20,10 @@ class EntityFrameError(FeatureStoreError, ValueError):
     """An entity frame or entity row lacks a join key, has a wrong dtype or a bad timestamp."""
 
 
+class SourceSchemaError(FeatureStoreError, ValueError):
+    """A source's files lack a column the view needs or hold it with an unusable dtype."""
+
+
 class TransformationOutputError(FeatureStoreError, ValueError):
     """A view's transformation produced a frame that does not match the declared schema."""
 

@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from feature_assets.errors import TransformationOutputError
+from feature_assets.errors import SourceSchemaError, TransformationOutputError
 from feature_assets.feature_view import FeatureView
 
 UTC_MICROSECONDS = pl.Datetime("us", "UTC")
@@ -24,14 +24,14 @@ def normalize_source(view: FeatureView, source_rows: pl.LazyFrame) -> pl.LazyFra
     schema = source_rows.collect_schema()
     missing = [key for key in view.join_keys if key not in schema]
     if missing:
-        raise TransformationOutputError(
+        raise SourceSchemaError(
             f"FeatureView {view.name!r}: source {source.name!r} has no join key column(s) {missing}; "
             f"its columns are {list(schema)}"
         )
     event = to_utc_microseconds(source.timestamp_field, schema[source.timestamp_field]).alias("event_timestamp")
     if source.created_timestamp_field:
         if source.created_timestamp_field not in schema:
-            raise TransformationOutputError(
+            raise SourceSchemaError(
                 f"FeatureView {view.name!r}: source {source.name!r} has no created_timestamp_field "
                 f"{source.created_timestamp_field!r}; its columns are {list(schema)}"
             )

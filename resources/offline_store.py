@@ -14,6 +14,7 @@ import polars as pl
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
+from feature_assets.errors import SourceSchemaError
 from feature_assets.feature_view import FeatureView
 from feature_assets.sources import ParquetSource
 
@@ -143,8 +144,9 @@ class OfflineStore(ConfigurableResource):
         column = source.timestamp_field
         dtype = frame.collect_schema().get(column)
         if not isinstance(dtype, pl.Datetime):
-            raise ValueError(
-                f"source {source.name!r}: timestamp_field {column!r} must be a datetime column, found {dtype}"
+            raise SourceSchemaError(
+                f"source {source.name!r} ({source.path}): timestamp_field {column!r} must be a datetime column, "
+                f"found {dtype}; write it as a Parquet timestamp (naive values are read as UTC)"
             )
         low, high = (_literal_for(dtype, moment) for moment in (start, end))
         return frame.filter((pl.col(column) >= low) & (pl.col(column) < high))

@@ -359,7 +359,7 @@ def test_an_older_write_neither_overwrites_nor_extends_a_key_life(store, redis_c
     assert store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
         {"driver_id": 1, "event_timestamp": fresh - timedelta(hours=1), "rating": 1.0}])) == 0
     assert 55_000 < redis_client.pttl(key) <= 60_000
-    assert redis_client.hget(key, "rating") == b"5.0"
+    assert store.get_online_features(["driver_stats:rating"], [{"driver_id": 1}]).to_dict()["rating"] == [5.0]
     store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
         {"driver_id": 1, "event_timestamp": fresh + timedelta(hours=1), "rating": 2.0}]))
     assert redis_client.pttl(key) > 20 * 3600 * 1000

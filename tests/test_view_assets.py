@@ -252,3 +252,35 @@ def test_the_daily_schedule_requests_the_previous_utc_day():
     context = dg.build_schedule_context(scheduled_execution_time=datetime(2025, 2, 3, 0, 15, tzinfo=UTC))
     (request,) = schedule.evaluate_tick(context).run_requests
     assert request.partition_key == "2025-02-02"
+
+
+def test_naive_source_timestamps_are_read_as_utc(store, instance, tmp_path):
+    view = driver_view()
+    aware = [row(1, at(2, 23, 30)), row(2, at(3, 0, 30))]
+    write_source(store, aware)
+    assert materialize(view, store, instance, partition="2025-01-02").success
+    from_aware = store.read_partition(view, date(2025, 1, 2))
+
+    naive_store = OfflineStore(root=str(tmp_path / "naive"))
+    naive = pl.DataFrame(aware).with_columns(pl.col("ts", "loaded").dt.replace_time_zone(None))
+    naive_store.write_file("raw/driver_stats/part.parquet", naive)
+    assert materialize(view, naive_store, instance, partition="2025-01-02").success
+    assert naive_store.read_partition(view, date(2025, 1, 2)).equals(from_aware)
+
+
+def test_a_source_timestamp_that_is_not_a_datetime_fails_naming_the_column(store, instance):
+    view = driver_view()
+    frame = pl.DataFrame([row(1, at(2, 8))]).with_columns(pl.col("ts").dt.to_string())
+    store.write_file("raw/driver_stats/part.parquet", frame)
+    result = materialize(view, store, instance, partition="2025-01-02")
+    error = result.failure_data_for_node("driver_quality").error.cause
+    assert error.cls_name == "SourceSchemaError"
+    assert "timestamp_field 'ts' must be a datetime column, found String" in error.message
+
+
+def test_a_source_without_a_join_key_fails_naming_the_key(store, instance):
+    view = driver_view()
+    store.write_file("raw/driver_stats/part.parquet", pl.DataFrame([row(1, at(2, 8))]).drop("driver_id"))
+    result = materialize(view, store, instance, partition="2025-01-02")
+    error = result.failure_data_for_node("driver_quality").error.cause
+    assert "has no join key column(s) ['driver_id']" in error.message
