@@ -63,7 +63,7 @@ def materialize_view(defs: dg.Definitions, instance, first: str, last: str | Non
     )
 
 
-def tick(defs: dg.Definitions, instance, cursor: str | None) -> dg.SensorResult:
+def tick(defs: dg.Definitions, instance, cursor: str | None):
     sensor = defs.resolve_sensor_def("publish_online")
     context = dg.build_sensor_context(instance=instance, definitions=defs, cursor=cursor)
     return sensor.evaluate_tick(context)
