@@ -117,3 +117,14 @@ def test_an_owner_that_is_neither_an_email_nor_a_team_is_rejected():
     with pytest.raises(DefinitionError, match="owner 'bob' must be an email address or 'team:<name>'"):
         view(owner="bob")
     assert view(owner="team:rides").owner == "team:rides"
+
+
+def test_the_code_location_loads_with_sources_views_online_tables_and_the_training_set():
+    import dagster as dg
+
+    from definitions import defs
+
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"source/trips", "driver_trip_stats", "online/driver_trip_stats", "training/trip_completion"} <= keys
+    assert {s.name for s in defs.sensors} >= {"publish_online", "quality_alerts", "freshness_checks"}
