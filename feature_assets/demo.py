@@ -16,6 +16,8 @@ from feature_assets.views.training_sets import trip_completion
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 
+QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
 
 def demo_instance() -> dg.DagsterInstance:
     """Return the persistent instance under DAGSTER_HOME (so `dagster dev` shows the runs), else an ephemeral one."""
@@ -36,7 +38,7 @@ def materialize_views(
             "dagster/asset_partition_range_start": first.isoformat(),
             "dagster/asset_partition_range_end": last.isoformat(),
         },
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=QUIET_RUN,
         raise_on_error=False,
     )
 
@@ -53,7 +55,7 @@ def publish_online(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[
             asset_selection=list(request.asset_selection),
             partition_key=request.partition_key,
             tags=request.tags,
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            run_config=QUIET_RUN,
             raise_on_error=False,
         )
         succeeded += run.success
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     training = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
         asset_selection=[trip_completion.asset_key],
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config=QUIET_RUN,
         raise_on_error=False,
     )
     training_frame = pl.read_parquet(offline_store.resolve(trip_completion.output_path))
