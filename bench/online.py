@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from feature_assets import Entity, FeatureRepository, FeatureView, Field, ParquetSource  # noqa: E402
 from resources.embedded_redis import shared_server  # noqa: E402
-from resources.online_encoding import redis_key_expr, value_expr  # noqa: E402
+from resources.online_encoding import packed_row_expr, redis_key_expr, values_field  # noqa: E402
 from resources.online_store import RedisOnlineStore  # noqa: E402
 
 FEATURES_PER_VIEW = 10
@@ -88,10 +88,7 @@ def time_calls(call, batches: list) -> list[float]:
 
 def floor_reader(client: redis.Redis):
     """Return a function reading the same HMGETs as the store with a plain redis-py pipeline."""
-    fields = {
-        "rider_activity": ["_ts", *(f"act_{i}" for i in range(5))],
-        "rider_profile": ["_ts", *(f"prof_{i}" for i in range(5))],
-    }
+    fields = {view.name: [values_field(view)] for view in (rider_activity, rider_profile)}
 
     def read(entity_rows: list[dict]) -> list:
         pipeline = client.pipeline(transaction=False)
@@ -106,11 +103,11 @@ def floor_reader(client: redis.Redis):
 def floor_publish(client: redis.Redis, frame: pl.DataFrame, view: FeatureView) -> float:
     """Return the seconds a raw pipelined HSET of the same encoded rows takes (no guard, no expiry)."""
     started = time.perf_counter()
-    encoded = frame.select(
+    encoded = frame.with_columns(
+        _ts=pl.col("event_timestamp").dt.epoch("us"), _ct=pl.col("created_timestamp").dt.epoch("us")
+    ).select(
         redis_key_expr("fs", view).alias("key"),
-        pl.col("event_timestamp").dt.epoch("us").cast(pl.String).alias("_ts"),
-        pl.col("created_timestamp").dt.epoch("us").cast(pl.String).alias("_ct"),
-        *(value_expr(f.name, f.dtype) for f in view.schema),
+        packed_row_expr(view, "_ts", "_ct").alias(values_field(view)),
     )
     names = encoded.columns[1:]
     for part in encoded.iter_slices(10_000):

@@ -9,12 +9,12 @@ booleans `1`/`0`, dates as days and datetimes as microseconds since the Unix epo
 their encoded elements. Null is the empty string; a String value that is empty or starts with NUL gets one NUL
 prepended, so null and `""` stay apart.
 
-A hash holds two fields. `_o` is the write order: event time then created time, each in microseconds plus 10^18
-written as 19 digits, so comparing two orders as strings compares (event time, created time) as numbers. The
-values field `v:<fingerprint of the view's feature names and dtypes>` packs the view's encoded values in schema
-order, separated by 0x1F (in String values 0x1E is escaped as 0x1E 0x30 and 0x1F as 0x1E 0x31; JSON already
-escapes both). A hash or values field that is absent means "not found"; a schema change without a version bump
-names a different values field, so old hashes read as not found rather than misaligned.
+A hash holds one field, `v:<fingerprint of the view's feature names and dtypes>`, packing the write order and
+then the view's encoded values in schema order, separated by 0x1F (in String values 0x1E is escaped as 0x1E 0x30
+and 0x1F as 0x1E 0x31; JSON already escapes both). The order is the event time then the created time, each in
+microseconds plus 10^18 written as 19 digits, so comparing the first ORDER_WIDTH bytes of two values as strings
+compares (event time, created time) as numbers. A hash or field that is absent means "not found"; a schema change
+without a version bump names a different field, so old hashes read as not found rather than misaligned.
 """
 
 import hashlib
@@ -27,9 +27,9 @@ import polars as pl
 from feature_assets.feature_view import FeatureView
 
 KEY_SEPARATOR = "|"
-ORDER_FIELD = "_o"
 ORDER_BIAS = 10**18
 ORDER_DIGITS = 19
+ORDER_WIDTH = 2 * ORDER_DIGITS
 VALUE_SEPARATOR = "\x1f"
 VALUE_SEPARATOR_BYTES = VALUE_SEPARATOR.encode()
 _VALUE_ESCAPE = "\x1e"
@@ -115,21 +115,18 @@ def values_field(view: FeatureView) -> str:
     return "v:" + hashlib.sha1(schema.encode()).hexdigest()[:12]
 
 
-def order_expr(event_us: str, created_us: str) -> pl.Expr:
-    """Return an expression writing the event and created times (µs columns) as one order string."""
-    return pl.concat_str(
-        [(pl.col(column) + ORDER_BIAS).cast(pl.String).str.zfill(ORDER_DIGITS) for column in (event_us, created_us)]
-    )
-
-
 def order_threshold(event_us: int) -> bytes:
     """Return the order prefix of `event_us`: orders that compare lower than it have an older event time."""
     return b"%0*d" % (ORDER_DIGITS, event_us + ORDER_BIAS)
 
 
-def packed_values_expr(view: FeatureView) -> pl.Expr:
-    """Return an expression packing each row's encoded feature values into the values field's string."""
-    parts = []
+def packed_row_expr(view: FeatureView, event_us: str, created_us: str) -> pl.Expr:
+    """Return an expression packing each row's order (from µs columns) and encoded values into the field's value."""
+    parts = [
+        pl.concat_str(
+            [(pl.col(column) + ORDER_BIAS).cast(pl.String).str.zfill(ORDER_DIGITS) for column in (event_us, created_us)]
+        )
+    ]
     for f in view.schema:
         encoded = value_expr(f.name, f.dtype)
         if f.dtype == pl.String:
@@ -140,11 +137,8 @@ def packed_values_expr(view: FeatureView) -> pl.Expr:
     return pl.concat_str(parts, separator=VALUE_SEPARATOR)
 
 
-def unescape_values(raws: Sequence[bytes]) -> Sequence[bytes]:
-    """Return String values taken out of a packed values field with their separator escapes undone."""
-    if _VALUE_ESCAPE_BYTES not in b"".join(raws):
-        return raws
-    return [raw.replace(b"\x1e1", b"\x1f").replace(b"\x1e0", b"\x1e") for raw in raws]
+def _unescape(raw: bytes) -> bytes:
+    return raw.replace(b"\x1e1", b"\x1f").replace(b"\x1e0", b"\x1e") if _VALUE_ESCAPE_BYTES in raw else raw
 
 
 def decode_order_timestamp(order: bytes) -> datetime:
@@ -199,6 +193,30 @@ def _decode_string_column(raws: Sequence[bytes]) -> list[str]:
     if _STRING_MARK_BYTES not in b"".join(raws):
         return texts
     return [text[1:] if text[0] == _STRING_MARK else text for text in texts]
+
+
+def _decode_packed_string_column(raws: Sequence[bytes]) -> list[str]:
+    joined = b"".join(raws)
+    if _VALUE_ESCAPE_BYTES in joined:
+        raws = list(map(_unescape, raws))
+    texts = list(map(bytes.decode, raws))
+    if _STRING_MARK_BYTES not in joined:
+        return texts
+    return [text[1:] if text[0] == _STRING_MARK else text for text in texts]
+
+
+def packed_decoder(dtype: pl.DataType) -> Decoder:
+    """Return `decoder(dtype)` for a value taken out of a packed field (String values undo their escapes)."""
+    if dtype == pl.String:
+        return lambda raw: _decode_string(_unescape(raw))
+    return decoder(dtype)
+
+
+def packed_column_decoder(dtype: pl.DataType) -> ColumnDecoder:
+    """Return `column_decoder(dtype)` for values taken out of packed fields (String values undo their escapes)."""
+    if dtype == pl.String:
+        return _decode_packed_string_column
+    return column_decoder(dtype)
 
 
 def column_decoder(dtype: pl.DataType) -> ColumnDecoder:

@@ -1,14 +1,13 @@
 """The online store: the latest feature values of each entity in Redis hashes, newer event time wins.
 
-One hash per (view, version, entity) holds the write order (event and created times) in the field `_o` and the
-view's encoded features packed into one values field; see `resources.online_encoding` for the key and value
-layout. Writes go through a Lua script that replaces a hash only when the incoming (event time, created time) is
-greater than the stored one, and then sets its expiry to event time + ttl. Reads of any number of entities and
-views are one pipeline of HMGETs, i.e. one round trip.
+One hash per (view, version, entity) holds one field packing the write order (event and created times) and the
+view's encoded features; see `resources.online_encoding` for the key and value layout. Writes go through a Lua
+script that replaces a hash only when the incoming (event time, created time) is greater than the stored one, and
+then sets its expiry to event time + ttl: one HGET, one HSET of one field and one PEXPIREAT per row. Reads of any
+number of entities and views are one pipeline of HMGETs, i.e. one round trip.
 """
 
 import functools
-import operator
 import os
 import time
 from collections import deque
@@ -49,19 +48,19 @@ EntityRows = Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | p
 def newer_wins_script(values_field: str) -> str:
     """Return the Lua script writing rows only where they are newer than the stored row.
 
-    KEYS are entity hashes. ARGV holds per key its order (event then created time as fixed-width digits, so the
-    string comparison is the numeric one), expire-at (ms, '' for none) and its packed values, stored in the field
-    `values_field`. The script returns how many hashes it replaced.
+    KEYS are entity hashes. ARGV holds per key its expire-at (ms, '' for none) and its packed value for the field
+    `values_field`, which starts with the order (event then created time as fixed-width digits, so the string
+    comparison is the numeric one). The script returns how many hashes it replaced.
     """
-    order = encoding.ORDER_FIELD
+    width = encoding.ORDER_WIDTH
     return f"""
-local call, replaced = redis.call, 0
+local call, sub, replaced = redis.call, string.sub, 0
 for i, key in ipairs(KEYS) do
-  local order = ARGV[i * 3 - 2]
-  local stored = call('HGET', key, '{order}')
-  if not stored or order > stored then
-    call('HSET', key, '{order}', order, '{values_field}', ARGV[i * 3])
-    local expire_at = ARGV[i * 3 - 1]
+  local value = ARGV[i * 2]
+  local stored = call('HGET', key, '{values_field}')
+  if not stored or sub(value, 1, {width}) > sub(stored, 1, {width}) then
+    call('HSET', key, '{values_field}', value)
+    local expire_at = ARGV[i * 2 - 1]
     if expire_at ~= '' then
       call('PEXPIREAT', key, expire_at)
     elseif stored then
@@ -118,9 +117,8 @@ class _ViewPlan:
     hmget_head: bytes
     hmget_fields: bytes
     fields: tuple[bytes, ...]
-    width: int
+    splits: int
     indices: tuple[int, ...]
-    escaped: tuple[bool, ...]
     decoders: tuple[encoding.Decoder, ...]
     column_decoders: tuple[encoding.ColumnDecoder, ...]
     columns: tuple[str, ...]
@@ -151,37 +149,28 @@ class _ViewPlan:
             if timestamps is not None:
                 timestamps[self.timestamp_column] = []
             return
-        orders, packed = zip(*replies, strict=True)
-        row_statuses = [PRESENT] * len(orders)
-        missing = None in packed
-        if missing:
+        separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
+        (packed,) = zip(*replies, strict=True)
+        row_statuses = [PRESENT] * len(packed)
+        if None in packed:
             for index, raw in enumerate(packed):
                 if raw is None:
                     row_statuses[index] = NOT_FOUND
+            blank = [b""] * (splits + 1)
+            rows = [raw.split(separator, splits) if raw is not None else blank for raw in packed]
+        else:
+            rows = [raw.split(separator, splits) for raw in packed]
+        orders, *pieces = zip(*rows, strict=True)
+        raw_columns = [pieces[index] for index in self.indices]
         expired: list[int] = []
         if self.ttl_us is not None:
             oldest_live = encoding.order_threshold(now_us - self.ttl_us)
-            found = [raw for raw in orders if raw is not None] if None in orders else orders
-            if found and min(found) < oldest_live:
-                expired = [index for index, raw in enumerate(orders) if raw is not None and raw < oldest_live]
+            if min(orders) < oldest_live:
+                expired = [index for index, order in enumerate(orders) if order and order < oldest_live]
                 for index in expired:
-                    if row_statuses[index] == PRESENT:
-                        row_statuses[index] = EXPIRED
-        separator = encoding.VALUE_SEPARATOR_BYTES
-        if missing:
-            blank = [b""] * self.width
-            rows = [raw.split(separator) if raw is not None else blank for raw in packed]
-        else:
-            rows = [raw.split(separator) for raw in packed]
-        if len(self.indices) == 1:
-            (index,) = self.indices
-            raw_columns: list[Sequence[bytes]] = [[row[index] for row in rows]]
-        else:
-            raw_columns = list(zip(*map(operator.itemgetter(*self.indices), rows), strict=True))
-        decoders = zip(self.columns, self.escaped, self.decoders, self.column_decoders, raw_columns, strict=True)
-        for name, escaped, decode, decode_column, raw_column in decoders:
-            if escaped:
-                raw_column = encoding.unescape_values(raw_column)
+                    row_statuses[index] = EXPIRED
+        decoders = zip(self.columns, self.decoders, self.column_decoders, raw_columns, strict=True)
+        for name, decode, decode_column, raw_column in decoders:
             if all(raw_column):
                 values = decode_column(raw_column)
             else:
@@ -283,7 +272,7 @@ class _StandaloneTransport:
         )
         chunks, row_counts = [], []
         for keys, values, rows in framed.select("keys", "arguments", "rows").iter_rows():
-            argc = 3 + rows * 4
+            argc = 3 + rows * 3
             count = encoding.resp_bulk(b"%d" % rows)
             header = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (argc, sha, count)
             chunks += [header, keys.encode(), values.encode()]
@@ -400,8 +389,8 @@ class _Engine:
                 dtypes[column] = view.fields_by_name[name].dtype
             timestamp_column = f"{view.name}__event_timestamp"
             dtypes[timestamp_column] = pl.Datetime("us", "UTC")
-            fields = (encoding.ORDER_FIELD.encode(), encoding.values_field(view).encode())
-            positions = {name: index for index, name in enumerate(view.feature_names)}
+            fields = (encoding.values_field(view).encode(),)
+            positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
             before, after = encoding.key_affixes(self.key_prefix, view)
             view_plans.append(
                 _ViewPlan(
@@ -412,11 +401,12 @@ class _Engine:
                     hmget_head=b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)),
                     hmget_fields=b"".join(encoding.resp_bulk(f) for f in fields),
                     fields=fields,
-                    width=len(view.feature_names),
-                    indices=tuple(positions[name] for name in names),
-                    escaped=tuple(view.fields_by_name[name].dtype == pl.String for name in names),
-                    decoders=tuple(encoding.decoder(view.fields_by_name[name].dtype) for name in names),
-                    column_decoders=tuple(encoding.column_decoder(view.fields_by_name[name].dtype) for name in names),
+                    splits=min(max(positions[name] for name in names) + 1, len(view.feature_names)),
+                    indices=tuple(positions[name] - 1 for name in names),
+                    decoders=tuple(encoding.packed_decoder(view.fields_by_name[name].dtype) for name in names),
+                    column_decoders=tuple(
+                        encoding.packed_column_decoder(view.fields_by_name[name].dtype) for name in names
+                    ),
                     columns=columns,
                     ttl_us=_micros(view.ttl),
                     timestamp_column=timestamp_column,
@@ -467,9 +457,8 @@ class _Engine:
         )
         encoded = [
             encoding.redis_key_expr(self.key_prefix, view).alias("key"),
-            encoding.order_expr("_ts", "_ct").alias("_o"),
             expire_at.alias("_exp"),
-            encoding.packed_values_expr(view).alias("_v"),
+            encoding.packed_row_expr(view, "_ts", "_ct").alias("_value"),
         ]
         slices = (part.select(encoded) for part in rows.iter_slices(WRITE_SLICE_ROWS))
         progress = _WriteProgress()

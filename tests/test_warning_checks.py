@@ -155,8 +155,10 @@ def test_the_consistency_check_detects_a_value_changed_directly_in_redis(store, 
     assert clean.passed and clean.metadata["mismatches"].value == 0
 
     key = "fs:{i:7}:driver_daily:v1"
-    assert redis_client.hget(key, "rating") != b"9.75"
-    redis_client.hset(key, f := redis_client.hkeys(key)[1], b"9.75" + redis_client.hget(key, f).lstrip(b".0123456789"))
+    (field,) = redis_client.hkeys(key)
+    order, rating, other_values = redis_client.hget(key, field).split(b"\x1f", 2)
+    assert rating != b"9.75"
+    redis_client.hset(key, field, b"\x1f".join([order, b"9.75", other_values]))
     # Re-publishing carries the same event time, so newer-wins keeps the tampered value for the check to find.
     republish = dg.materialize(assets[1:], instance=instance, resources=resources, partition_key=partition)
     (evaluation_after,) = republish.get_asset_check_evaluations()
