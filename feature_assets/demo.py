@@ -14,7 +14,7 @@ from feature_assets.project import MATERIALIZE_VIEWS_JOB, build_definitions
 from feature_assets.views import repository
 from feature_assets.views.training_sets import trip_completion
 from resources.offline_store import OfflineStore
-from resources.online_store import RedisOnlineStore
+from resources.online_store import RedisOnlineStore, embedded_url
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> None:
         print(line)
 
     requested, published = publish_online(defs, instance)
-    print(f"3. publishing sensor requested {requested} online partitions; {published} published to Redis")
+    redis_url = os.environ.get("REDIS_URL") or embedded_url()
+    print(f"3. publishing sensor requested {requested} online partitions; {published} published to {redis_url}")
     service = repository.services["trip_ranking"]
     entity_rows = [{"driver_id": d, "customer_id": c} for d, c in ((1, 1), (2, 7), (3, 42))]
     response = online_store.get_online_features(service, entity_rows)

@@ -29,6 +29,7 @@ from feature_assets.feature_view import FeatureView
 from feature_assets.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
 from resources.embedded_redis import shared_server
+from resources.project_redis import ensure_project_redis
 
 PRESENT = "present"
 NOT_FOUND = "not_found"
@@ -615,6 +616,16 @@ def _parse_url(url: str) -> tuple[str, bool]:
     return url, False
 
 
+def embedded_url() -> str:
+    """Return the URL of the Redis used when none is configured.
+
+    Under a Dagster instance (DAGSTER_HOME set) every run and step process shares the project's background server
+    in `$DAGSTER_HOME/redis`; elsewhere (a notebook, a script) the process starts a private server.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    return ensure_project_redis(os.path.join(home, "redis")) if home else shared_server().url
+
+
 class RedisOnlineStore(ConfigurableResource):
     """Latest feature values per entity in Redis (standalone or Cluster), newer event time wins, TTL honoured."""
 
@@ -622,7 +633,8 @@ class RedisOnlineStore(ConfigurableResource):
         default=None,
         description=(
             "redis://[:password@]host:port/db or rediss:// for TLS; redis+cluster:// or rediss+cluster:// for a "
-            "Redis Cluster. Unset: start an embedded redis-server on a free loopback port, once per process."
+            "Redis Cluster. Unset: the project's background redis-server under $DAGSTER_HOME/redis, shared by every "
+            "run process (started when missing); without DAGSTER_HOME, a private server for this process."
         ),
     )
     cluster: bool = Field(
@@ -651,7 +663,7 @@ class RedisOnlineStore(ConfigurableResource):
             if "{" in self.key_prefix or "}" in self.key_prefix:
                 raise OnlineStoreError(f"key_prefix {self.key_prefix!r} must not contain braces (the hash tag's)")
             configured = self.url.get_value() if isinstance(self.url, EnvVar) else self.url
-            url, cluster = _parse_url(configured or shared_server().url)
+            url, cluster = _parse_url(configured or embedded_url())
             options = {
                 "socket_timeout": self.socket_timeout,
                 "socket_connect_timeout": self.socket_timeout,
