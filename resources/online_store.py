@@ -10,8 +10,7 @@ number of entities and views are one pipeline of HMGETs, i.e. one round trip.
 import functools
 import os
 import time
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -29,16 +28,12 @@ from feature_assets.feature_view import FeatureView
 from feature_assets.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
 from resources.embedded_redis import shared_server
+from resources.online_response import EXPIRED, NOT_FOUND, PRESENT, OnlineResponse
 from resources.project_redis import ensure_project_redis
-
-PRESENT = "present"
-NOT_FOUND = "not_found"
-EXPIRED = "expired"
+from resources.redis_transport import ClusterTransport, Reply, StandaloneTransport, WriteProgress
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
-# Rows per EVALSHA: more amortizes the call, fewer keeps each script's pause of concurrent readers near 1 ms.
-ROWS_PER_SCRIPT_CALL = 128
 READ_PLAN_CACHE_SIZE = 1024
 
 Features = Sequence[str] | FeatureService
@@ -72,39 +67,6 @@ for i, key in ipairs(KEYS) do
 end
 return replaced
 """
-
-
-Reply = list[bytes | None]
-
-
-class OnlineResponse:
-    """Values of an online read as columns in request order, with a status per feature value."""
-
-    def __init__(
-        self, columns: dict[str, list[object]], statuses: dict[str, list[str]], dtypes: dict[str, pl.DataType]
-    ) -> None:
-        self.columns = columns
-        self.statuses = statuses
-        self.dtypes = dtypes
-
-    def __repr__(self) -> str:
-        rows = len(next(iter(self.columns.values()), []))
-        return f"OnlineResponse({rows} rows, columns={list(self.columns)})"
-
-    def to_dict(self, *, include_statuses: bool = False) -> dict[str, list[object]]:
-        """Return join keys, features and requested timestamps as lists, plus `<feature>__status` on request."""
-        if not include_statuses:
-            return dict(self.columns)
-        return {**self.columns, **{f"{name}__status": values for name, values in self.statuses.items()}}
-
-    def to_polars(self, *, include_statuses: bool = False) -> pl.DataFrame:
-        """Return the response as a frame with the declared dtypes (statuses as String columns on request)."""
-        return pl.DataFrame(
-            [
-                pl.Series(name, values, dtype=self.dtypes.get(name, pl.String()))
-                for name, values in self.to_dict(include_statuses=include_statuses).items()
-            ]
-        )
 
 
 @dataclass(frozen=True)
@@ -196,141 +158,10 @@ class _ReadPlan:
 
 
 @dataclass
-class _WriteProgress:
-    """Rows the server has acknowledged so far, and how many of them replaced the stored value."""
-
-    rows: int = 0
-    replaced: int = 0
-
-
-def _group_by_view(replies: list[Reply], requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
-    """Split a flat list of replies into one list per requested view."""
-    grouped, start = [], 0
-    for _, keys in requests:
-        grouped.append(replies[start : start + len(keys)])
-        start += len(keys)
-    return grouped
-
-
-class _StandaloneTransport:
-    """Round trips to one Redis server on pooled connections, with commands packed by hand for speed."""
-
-    def __init__(self, client: redis.Redis) -> None:
-        self.client = client
-        self.pool = client.connection_pool
-
-    def read(self, requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
-        """Send every HMGET of every view in one pipeline and return the replies grouped by view."""
-        commands = [
-            b"%s$%d\r\n%s\r\n%s" % (plan.hmget_head, len(key), key, plan.hmget_fields)
-            for plan, keys in requests
-            for key in keys
-        ]
-        if not commands:
-            return [[] for _ in requests]
-        connection = self.pool.get_connection()
-        try:
-            connection.send_packed_command([b"".join(commands)], check_health=False)
-            replies = [connection.read_response() for _ in commands]
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            self.pool.release(connection)
-        return _group_by_view(replies, requests)
-
-    def write(self, slices: Iterator[pl.DataFrame], script: str, progress: _WriteProgress) -> None:
-        """Run the newer-wins script over encoded row slices, sending one slice while the previous one executes."""
-        sha = self.client.script_load(script).encode()
-        connection = self.pool.get_connection()
-        pending: deque[list[int]] = deque()
-        try:
-            for part in slices:
-                payload, row_counts = self._pack(part, sha)
-                connection.send_packed_command([payload], check_health=False)
-                pending.append(row_counts)
-                if len(pending) > 1:
-                    self._acknowledge(connection, pending.popleft(), progress)
-            while pending:
-                self._acknowledge(connection, pending.popleft(), progress)
-        except BaseException:
-            connection.disconnect()
-            raise
-        finally:
-            self.pool.release(connection)
-
-    @staticmethod
-    def _pack(part: pl.DataFrame, sha: bytes) -> tuple[bytes, list[int]]:
-        """Return EVALSHA calls of up to ROWS_PER_SCRIPT_CALL rows each as RESP bytes, and their row counts."""
-        framed = (
-            part.select(
-                keys=encoding.resp_bulk_expr("key"),
-                arguments=encoding.resp_bulk_expr(*part.columns[1:]),
-                call=pl.int_range(pl.len()) // ROWS_PER_SCRIPT_CALL,
-            )
-            .group_by("call", maintain_order=True)
-            .agg(pl.col("keys").str.join(""), pl.col("arguments").str.join(""), rows=pl.len())
-        )
-        chunks, row_counts = [], []
-        for keys, values, rows in framed.select("keys", "arguments", "rows").iter_rows():
-            argc = 3 + rows * 3
-            count = encoding.resp_bulk(b"%d" % rows)
-            header = b"*%d\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n%s" % (argc, sha, count)
-            chunks += [header, keys.encode(), values.encode()]
-            row_counts.append(rows)
-        return b"".join(chunks), row_counts
-
-    @staticmethod
-    def _acknowledge(connection: redis.Connection, row_counts: list[int], progress: _WriteProgress) -> None:
-        for rows in row_counts:
-            progress.replaced += connection.read_response()
-            progress.rows += rows
-
-    def delete(self, keys: list[bytes]) -> int:
-        """Delete the given keys and return how many existed."""
-        pipeline = self.client.pipeline(transaction=False)
-        for start in range(0, len(keys), 1000):
-            pipeline.delete(*keys[start : start + 1000])
-        return sum(pipeline.execute())
-
-
-class _ClusterTransport:
-    """Round trips to a Redis Cluster through redis-py's cluster pipeline (one batch per node)."""
-
-    def __init__(self, client: RedisCluster) -> None:
-        self.client = client
-
-    def read(self, requests: list[tuple[_ViewPlan, list[bytes]]]) -> list[list[Reply]]:
-        """Pipeline every HMGET of every view and return the replies grouped by view."""
-        pipeline = self.client.pipeline()
-        for plan, keys in requests:
-            for key in keys:
-                pipeline.hmget(key, plan.fields)
-        return _group_by_view(pipeline.execute(), requests)
-
-    def write(self, slices: Iterator[pl.DataFrame], script: str, progress: _WriteProgress) -> None:
-        """Run the newer-wins script once per row (each key has its own slot), one pipeline per slice."""
-        sha = self.client.script_load(script)
-        for part in slices:
-            pipeline = self.client.pipeline()
-            for key, *arguments in part.iter_rows():
-                pipeline.execute_command("EVALSHA", sha, 1, key, *arguments)
-            progress.replaced += sum(pipeline.execute())
-            progress.rows += part.height
-
-    def delete(self, keys: list[bytes]) -> int:
-        """Delete the given keys and return how many existed."""
-        pipeline = self.client.pipeline()
-        for key in keys:
-            pipeline.delete(key)
-        return sum(pipeline.execute())
-
-
-@dataclass
 class _Engine:
     """The plain-Python state behind the resource: a transport, the feature repository and cached read plans."""
 
-    transport: _StandaloneTransport | _ClusterTransport
+    transport: StandaloneTransport | ClusterTransport
     repository_path: str
     key_prefix: str
     repository_cache: FeatureRepository | None = None
@@ -453,16 +284,14 @@ class _Engine:
         if rows.is_empty():
             return 0
         ttl_us = _micros(view.ttl)
-        expire_at = (
-            ((pl.col("_ts") + ttl_us + 999) // 1000).cast(pl.String) if ttl_us is not None else pl.lit("")
-        )
+        expire_at = ((pl.col("_ts") + ttl_us + 999) // 1000).cast(pl.String) if ttl_us is not None else pl.lit("")
         encoded = [
             encoding.redis_key_expr(self.key_prefix, view).alias("key"),
             expire_at.alias("_exp"),
             encoding.packed_row_expr(view, "_ts", "_ct").alias("_value"),
         ]
         slices = (part.select(encoded) for part in rows.iter_slices(WRITE_SLICE_ROWS))
-        progress = _WriteProgress()
+        progress = WriteProgress()
         try:
             self.transport.write(slices, newer_wins_script(encoding.values_field(view)), progress)
         except (redis.RedisError, OSError) as error:
@@ -670,11 +499,11 @@ class RedisOnlineStore(ConfigurableResource):
                 "max_connections": self.max_connections,
                 "retry": Retry(NoBackoff(), retries=1),
             }
-            transport: _StandaloneTransport | _ClusterTransport
+            transport: StandaloneTransport | ClusterTransport
             if cluster or self.cluster:
-                transport = _ClusterTransport(RedisCluster.from_url(url, **options))
+                transport = ClusterTransport(RedisCluster.from_url(url, **options))
             else:
-                transport = _StandaloneTransport(redis.Redis.from_url(url, **options))
+                transport = StandaloneTransport(redis.Redis.from_url(url, **options))
             self._engine = _Engine(transport=transport, repository_path=self.repository, key_prefix=self.key_prefix)
         return self._engine
 
