@@ -536,6 +536,7 @@ def test_the_store_works_as_a_dagster_resource_configured_from_the_environment(r
 
 def test_without_a_url_the_store_starts_an_embedded_redis_server(monkeypatch):
     monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
     store = RedisOnlineStore.from_env(repository=REPOSITORY)
     assert store.url is None
     store.write_batch(views.driver_counters, counter_rows([1], now(), 5))
