@@ -1,3 +1,3 @@
-"""Pytest plugins shared by every test: fixtures that start real servers once per session."""
+"""Pytest plugins shared by every test: real servers started once per session, a Dagster instance per test."""
 
-pytest_plugins = ["tests.fixtures.redis_servers", "tests.fixtures.s3_server"]
+pytest_plugins = ["tests.fixtures.redis_servers", "tests.fixtures.s3_server", "tests.fixtures.dagster_instance"]

@@ -165,7 +165,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
-    warnings.filterwarnings("ignore", category=dg.SupersessionWarning)
     try:
         repository = load_repository(arguments.repository)
         with DagsterInstance.get() as instance:

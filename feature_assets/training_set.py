@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import dagster as dg
 import polars as pl
 
+from feature_assets.asset_keys import view_asset_key
 from feature_assets.errors import DefinitionError
 from feature_assets.feature_service import FeatureReference, FeatureService
 from feature_assets.names import validate_name
@@ -85,7 +86,7 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
     @dg.asset(
         key=training_set.asset_key,
         group_name="training",
-        deps=[dg.AssetKey(view.name) for view in resolved.views],
+        deps=[view_asset_key(view) for view in resolved.views],
         kinds={"polars", "duckdb", "parquet"},
         description=description,
         code_version=code_version,

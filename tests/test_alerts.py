@@ -58,17 +58,6 @@ def endpoint() -> Iterator[Endpoint]:
     server.close()
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def offline_store(tmp_path) -> OfflineStore:
-    return OfflineStore(root=str(tmp_path / "offline"))
-
-
 def definitions(offline_store: OfflineStore, redis_url: str, max_pending: int = 500) -> dg.Definitions:
     """The project's definitions with this test's alert sensor; the webhook is passed to each tick."""
     project = build_definitions(repository, offline_store, RedisOnlineStore(url=redis_url, repository=REPOSITORY))

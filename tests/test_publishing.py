@@ -32,17 +32,6 @@ def write_day(store: OfflineStore, day: int, rows: list[tuple[int, int, float | 
 
 
 @pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
-@pytest.fixture
-def offline_store(tmp_path) -> OfflineStore:
-    return OfflineStore(root=str(tmp_path / "offline"))
-
-
-@pytest.fixture
 def online(redis_url, redis_client) -> RedisOnlineStore:
     store = RedisOnlineStore(url=redis_url, repository=REPOSITORY)
     yield store

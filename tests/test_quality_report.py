@@ -1,7 +1,5 @@
 """The plain-text quality report: latest partition, check results and statistics read from a real instance."""
 
-import dagster as dg
-import pytest
 
 from feature_assets.project import build_definitions
 from feature_assets.quality_report import main, quality_report
@@ -9,12 +7,6 @@ from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 from tests.publishing_views import repository
 from tests.test_publishing import REPOSITORY, materialize_view, write_day
-
-
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
 
 
 def test_the_report_shows_the_latest_partition_its_checks_and_statistics(instance, tmp_path, redis_url):

@@ -51,12 +51,6 @@ def store(tmp_path) -> OfflineStore:
     return OfflineStore(root=str(tmp_path / "offline"))
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 def materialize(
     view: FeatureView,
     store: OfflineStore,

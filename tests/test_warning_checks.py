@@ -57,12 +57,6 @@ def store(tmp_path) -> OfflineStore:
     return OfflineStore(root=str(tmp_path / "offline"))
 
 
-@pytest.fixture
-def instance():
-    with dg.instance_for_test() as instance:
-        yield instance
-
-
 def materialize(feature_view, store, instance, first: int, last: int) -> dg.ExecuteInProcessResult:
     key = lambda d: (BASE_DAY + timedelta(days=d)).date().isoformat()  # noqa: E731
     return dg.materialize(
