@@ -21,7 +21,10 @@ def latest_per_entity(view: FeatureView, frame: pl.DataFrame) -> pl.DataFrame:
     """Return each entity's newest row (greatest event time, then created time)."""
     if not view.join_keys:
         return frame.sort("event_timestamp", "created_timestamp").tail(1)
-    return frame.sort("event_timestamp", "created_timestamp").unique(subset=list(view.join_keys), keep="last")
+    keys = list(view.join_keys)
+    if frame.select(keys).n_unique() == frame.height:
+        return frame
+    return frame.sort("event_timestamp", "created_timestamp").unique(subset=keys, keep="last")
 
 
 def build_online_asset(view: FeatureView) -> AssetsDefinition:

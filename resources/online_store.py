@@ -50,13 +50,13 @@ def newer_wins_script(values_field: str) -> str:
     """
     width = encoding.ORDER_WIDTH
     return f"""
-local call, sub, replaced = redis.call, string.sub, 0
-for i, key in ipairs(KEYS) do
-  local value = ARGV[i * 2]
+local call, sub, keys, argv, replaced = redis.call, string.sub, KEYS, ARGV, 0
+for i = 1, #keys do
+  local key, value = keys[i], argv[i * 2]
   local stored = call('HGET', key, '{values_field}')
   if not stored or sub(value, 1, {width}) > sub(stored, 1, {width}) then
     call('HSET', key, '{values_field}', value)
-    local expire_at = ARGV[i * 2 - 1]
+    local expire_at = argv[i * 2 - 1]
     if expire_at ~= '' then
       call('PEXPIREAT', key, expire_at)
     elseif stored then

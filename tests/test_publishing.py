@@ -1,6 +1,7 @@
 """Publishing checked partitions to Redis through the sensor, on a real Dagster instance and a real Redis."""
 
-from datetime import UTC, date, datetime
+import random
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import polars as pl
@@ -29,6 +30,34 @@ def write_day(store: OfflineStore, day: int, rows: list[tuple[int, int, float | 
         schema={"driver_id": pl.Int64, "ts": pl.Datetime("us", "UTC"), "rating": pl.Float64, "city": pl.String},
     )
     store.write_file(f"raw/driver_quality/day-{day:02d}.parquet", frame)
+
+
+@pytest.mark.parametrize(("seed", "drivers"), [(1, 5), (2, 40), (3, 10**6)])
+def test_latest_per_entity_keeps_the_newest_row_of_each_entity(seed, drivers):
+    rng = random.Random(seed)
+    moments = rng.sample([(e, c) for e in range(12) for c in range(12)], 60)
+    rows = [
+        {
+            "driver_id": rng.randrange(drivers),
+            "event_timestamp": at(3, 0) + timedelta(minutes=e),
+            "created_timestamp": at(3, 0) + timedelta(minutes=c),
+            "rating": float(index),
+            "city": rng.choice(["oslo", None]),
+        }
+        for index, (e, c) in enumerate(moments)
+    ]
+    newest: dict[int, dict] = {}
+    for row in rows:
+        known = newest.get(row["driver_id"])
+        if known is None or (row["event_timestamp"], row["created_timestamp"]) > (
+            known["event_timestamp"],
+            known["created_timestamp"],
+        ):
+            newest[row["driver_id"]] = row
+    latest = latest_per_entity(driver_quality, pl.DataFrame(rows))
+    assert sorted(latest.to_dicts(), key=lambda row: row["driver_id"]) == sorted(
+        newest.values(), key=lambda row: row["driver_id"]
+    )
 
 
 @pytest.fixture
