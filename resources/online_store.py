@@ -4,7 +4,7 @@ One hash per (view, version, entity) holds one field packing the write order (ev
 view's encoded features; see `resources.online_encoding` for the key and value layout. Writes go through a Lua
 script that replaces a hash only when the incoming (event time, created time) is greater than the stored one, and
 then sets its expiry to event time + ttl: one HGET, one HSET of one field and one PEXPIREAT per row. Reads of any
-number of entities and views are one pipeline of HMGETs, i.e. one round trip.
+number of entities and views are one pipeline of HGETs of that field, i.e. one round trip.
 """
 
 import functools
@@ -71,15 +71,15 @@ return replaced
 
 @dataclass(frozen=True)
 class _ViewPlan:
-    """How to read some features of one view: key affixes, HMGET fields and decoders."""
+    """How to read some features of one view: key affixes, the HGET command's parts and decoders."""
 
     name: str
     join_keys: tuple[str, ...]
     key_before: str
     key_after: str
-    hmget_head: bytes
-    hmget_fields: bytes
-    fields: tuple[bytes, ...]
+    read_head: bytes
+    read_field: bytes
+    field: bytes
     splits: int
     indices: tuple[int, ...]
     decoders: tuple[encoding.Decoder, ...]
@@ -105,7 +105,7 @@ class _ViewPlan:
         statuses: dict[str, list[str]],
         timestamps: dict[str, list[object]] | None,
     ) -> None:
-        """Decode this view's HMGET replies into feature columns, statuses and (when given a dict) event times."""
+        """Decode this view's HGET replies into feature columns, statuses and (when given a dict) event times."""
         if not replies:
             for name in self.columns:
                 columns[name], statuses[name] = [], []
@@ -113,7 +113,7 @@ class _ViewPlan:
                 timestamps[self.timestamp_column] = []
             return
         separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
-        (packed,) = zip(*replies, strict=True)
+        packed = replies
         row_statuses = [PRESENT] * len(packed)
         if None in packed:
             for index, raw in enumerate(packed):
@@ -221,7 +221,7 @@ class _Engine:
                 dtypes[column] = view.fields_by_name[name].dtype
             timestamp_column = f"{view.name}__event_timestamp"
             dtypes[timestamp_column] = pl.Datetime("us", "UTC")
-            fields = (encoding.values_field(view).encode(),)
+            values_field = encoding.values_field(view).encode()
             positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
             before, after = encoding.key_affixes(self.key_prefix, view)
             view_plans.append(
@@ -230,9 +230,9 @@ class _Engine:
                     join_keys=view.join_keys,
                     key_before=before,
                     key_after=after,
-                    hmget_head=b"*%d\r\n$5\r\nHMGET\r\n" % (2 + len(fields)),
-                    hmget_fields=b"".join(encoding.resp_bulk(f) for f in fields),
-                    fields=fields,
+                    read_head=b"*3\r\n$4\r\nHGET\r\n",
+                    read_field=encoding.resp_bulk(values_field),
+                    field=values_field,
                     splits=min(max(positions[name] for name in names) + 1, len(view.feature_names)),
                     indices=tuple(positions[name] - 1 for name in names),
                     decoders=tuple(encoding.packed_decoder(view.fields_by_name[name].dtype) for name in names),

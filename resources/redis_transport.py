@@ -19,15 +19,15 @@ from resources import online_encoding as encoding
 # (a row takes 3-4 µs of Redis time).
 ROWS_PER_SCRIPT_CALL = 256
 
-Reply = list[bytes | None]
+Reply = bytes | None
 
 
 class ReadPlanOfView(Protocol):
-    """What a transport needs to read one view: the HMGET prefix and fields, packed and as a tuple."""
+    """What a transport needs to read one view: the HGET command's head and field packed as RESP, and the field."""
 
-    hmget_head: bytes
-    hmget_fields: bytes
-    fields: tuple[bytes, ...]
+    read_head: bytes
+    read_field: bytes
+    field: bytes
 
 
 @dataclass
@@ -55,9 +55,9 @@ class StandaloneTransport:
         self.pool = client.connection_pool
 
     def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]]) -> list[list[Reply]]:
-        """Send every HMGET of every view in one pipeline and return the replies grouped by view."""
+        """Send every HGET of every view in one pipeline and return the replies grouped by view."""
         commands = [
-            b"%s$%d\r\n%s\r\n%s" % (plan.hmget_head, len(key), key, plan.hmget_fields)
+            b"%s$%d\r\n%s\r\n%s" % (plan.read_head, len(key), key, plan.read_field)
             for plan, keys in requests
             for key in keys
         ]
@@ -136,11 +136,11 @@ class ClusterTransport:
         self.client = client
 
     def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]]) -> list[list[Reply]]:
-        """Pipeline every HMGET of every view and return the replies grouped by view."""
+        """Pipeline every HGET of every view and return the replies grouped by view."""
         pipeline = self.client.pipeline()
         for plan, keys in requests:
             for key in keys:
-                pipeline.hmget(key, plan.fields)
+                pipeline.hget(key, plan.field)
         return group_by_view(pipeline.execute(), requests)
 
     def write(self, slices: Iterator[pl.DataFrame], script: str, progress: WriteProgress) -> None:

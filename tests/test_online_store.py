@@ -394,7 +394,7 @@ def test_expired_values_read_as_expired_even_before_redis_evicts_them(store, red
 # --- one round trip -------------------------------------------------------------------------------------------
 
 
-def test_a_multi_view_multi_entity_read_is_one_pipeline_of_hmgets(store, redis_client):
+def test_a_multi_view_multi_entity_read_is_one_pipeline_of_hgets(store, redis_client):
     event = now()
     for view in (views.driver_stats, views.driver_profile, views.driver_counters):
         store.write_batch(view, offline_frame(view, [{"driver_id": e, "event_timestamp": event} for e in range(4)]))
@@ -406,7 +406,7 @@ def test_a_multi_view_multi_entity_read_is_one_pipeline_of_hmgets(store, redis_c
     response = store.get_online_features(features, entity_rows)
     reads_after = redis_client.info("stats")["total_reads_processed"]
     commands = {name: stats["calls"] for name, stats in redis_client.info("commandstats").items()}
-    assert commands.pop("cmdstat_hmget") == len(entity_rows) * 3
+    assert commands.pop("cmdstat_hget") == len(entity_rows) * 3
     observers = {name.split("|")[0] for name in commands}
     assert observers <= {"cmdstat_config", "cmdstat_info"}, "only the test's own CONFIG RESETSTAT and INFO besides"
     assert reads_after - reads_before == 2, "one socket read for the whole pipeline, one for the second INFO"
