@@ -71,13 +71,12 @@ return replaced
 
 @dataclass(frozen=True)
 class _ViewPlan:
-    """How to read some features of one view: key affixes, the HGET command's parts and decoders."""
+    """How to read some features of one view: key affixes, the hash field to HGET and decoders."""
 
     name: str
     join_keys: tuple[str, ...]
     key_before: str
     key_after: str
-    read_head: bytes
     read_field: bytes
     field: bytes
     splits: int
@@ -99,21 +98,20 @@ class _ViewPlan:
 
     def decode(
         self,
-        replies: list[Reply],
+        packed: list[Reply],
         now_us: int,
         columns: dict[str, list[object]],
         statuses: dict[str, list[str]],
         timestamps: dict[str, list[object]] | None,
     ) -> None:
         """Decode this view's HGET replies into feature columns, statuses and (when given a dict) event times."""
-        if not replies:
+        if not packed:
             for name in self.columns:
                 columns[name], statuses[name] = [], []
             if timestamps is not None:
                 timestamps[self.timestamp_column] = []
             return
         separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
-        packed = replies
         row_statuses = [PRESENT] * len(packed)
         if None in packed:
             for index, raw in enumerate(packed):
@@ -230,7 +228,6 @@ class _Engine:
                     join_keys=view.join_keys,
                     key_before=before,
                     key_after=after,
-                    read_head=b"*3\r\n$4\r\nHGET\r\n",
                     read_field=encoding.resp_bulk(values_field),
                     field=values_field,
                     splits=min(max(positions[name] for name in names) + 1, len(view.feature_names)),

@@ -23,9 +23,8 @@ Reply = bytes | None
 
 
 class ReadPlanOfView(Protocol):
-    """What a transport needs to read one view: the HGET command's head and field packed as RESP, and the field."""
+    """What a transport needs to read one view: its hash field, packed as a RESP bulk string and plain."""
 
-    read_head: bytes
     read_field: bytes
     field: bytes
 
@@ -57,7 +56,7 @@ class StandaloneTransport:
     def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]]) -> list[list[Reply]]:
         """Send every HGET of every view in one pipeline and return the replies grouped by view."""
         commands = [
-            b"%s$%d\r\n%s\r\n%s" % (plan.read_head, len(key), key, plan.read_field)
+            b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, plan.read_field)
             for plan, keys in requests
             for key in keys
         ]
