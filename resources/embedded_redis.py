@@ -15,6 +15,10 @@ from redis.retry import Retry
 
 STARTUP_TIMEOUT_S = 10.0
 CLUSTER_BUS_PORT_OFFSET = 10000
+# An entity's hash holds one packed field, usually 100 bytes to a few KiB. Past Redis' default of 64 bytes a hash
+# is stored as a hashtable; up to 4 KiB it stays one compact listpack (ziplist before Redis 7, which reads the
+# old name too): about a third less memory and faster writes in bench/online.py.
+COMPACT_HASHES = ("--hash-max-ziplist-value", "4096")
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -88,6 +92,7 @@ class RedisServer:
             "--protected-mode", "yes",
             "--loglevel", "warning",
             "--logfile", os.path.join(self.directory, "redis.log"),
+            *COMPACT_HASHES,
         ]
         if self.cluster:
             nodes_file = os.path.join(self.directory, "nodes.conf")

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import redis
 
-from resources.embedded_redis import STARTUP_TIMEOUT_S, EmbeddedRedisError, free_port, redis_server_executable
+from resources.embedded_redis import (
+    COMPACT_HASHES,
+    STARTUP_TIMEOUT_S,
+    EmbeddedRedisError,
+    free_port,
+    redis_server_executable,
+)
 
 STATE_FILE = "server.json"
 
@@ -63,6 +69,7 @@ def ensure_project_redis(directory: str | Path) -> str:
                 "warning",
                 "--logfile",
                 str(folder / "redis.log"),
+                *COMPACT_HASHES,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -188,6 +188,17 @@ def test_every_supported_dtype_round_trips_with_nulls(store):
     assert set(response.statuses["text"]) == {PRESENT}
 
 
+def test_the_embedded_server_keeps_an_entity_hash_compact(store, redis_client):
+    label = "x" * 500
+    store.write_batch(
+        views.driver_counters,
+        offline_frame(views.driver_counters, [{"driver_id": 1, "event_timestamp": now(), "label": label}]),
+    )
+    key = "fs:{i:1}:driver_counters:v1"
+    assert redis_client.hstrlen(key, values_field(views.driver_counters)) > 500
+    assert redis_client.object("encoding", key) in (b"listpack", b"ziplist")
+
+
 def test_null_empty_string_and_missing_field_are_told_apart(store, redis_client):
     store.write_batch(views.driver_counters, offline_frame(views.driver_counters, [
         {"driver_id": 1, "event_timestamp": now(), "counter": 1, "label": ""},
