@@ -6,7 +6,8 @@ publishes 1M entity rows: through the view's online asset (two days materialized
 empty store, the next over it), with `write_batch` of an in-memory frame (newer-wins script on), and as floors a
 raw redis-py pipeline of HSETs of the same encoded rows and the same HSET + PEXPIREAT commands prepacked as RESP
 (the same writes without the guard and without a Python object per row), each with the Redis CPU time it took per
-row. Uses REDIS_URL when set, else starts the embedded redis-server. Prints a table, then one JSON line.
+row; each publish runs `--repeats` times and the median is reported. Uses REDIS_URL when set, else starts the
+embedded redis-server. Prints a table, then one JSON line.
 """
 
 import argparse
@@ -19,6 +20,7 @@ import tempfile
 import threading
 import time
 import warnings
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,12 +166,26 @@ def server_floor_publish(client: redis.Redis, frame: pl.DataFrame, view: Feature
     client.connection_pool.release(connection)
 
 
-def publish_through_asset(url: str, rows: int) -> list[dict[str, float]]:
+@dataclass(frozen=True)
+class Timing:
+    """One timed publish: wall seconds, the Redis server's CPU seconds, and the Dagster run's seconds if any."""
+
+    seconds: float
+    redis_cpu: float
+    run_seconds: float = 0.0
+
+
+def median_timing(timings: list[Timing]) -> Timing:
+    """Return the timing with the median wall seconds."""
+    return sorted(timings, key=lambda timing: timing.seconds)[len(timings) // 2]
+
+
+def publish_through_asset(url: str, rows: int, repeats: int) -> dict[str, Timing]:
     """Materialize two days of `publish_target` with Dagster, then publish each day with its online asset.
 
     The first day goes into an empty store (every key is new); the next day carries newer values of the same
-    entities, the steady state of a daily view. Returns per day the asset's own seconds (read the partition, keep
-    the newest row per entity, write), the Redis CPU seconds and the wall seconds of the Dagster run.
+    entities, the steady state of a daily view. Returns for each the median of `repeats` publishes: the asset's
+    own seconds (read the partition, keep the newest row per entity, write), Redis CPU seconds and run seconds.
     """
     import dagster as dg
 
@@ -179,10 +195,10 @@ def publish_through_asset(url: str, rows: int) -> list[dict[str, float]]:
     from resources.offline_store import OfflineStore
 
     today = datetime.now(UTC).date()
-    days = [today - timedelta(days=2), today - timedelta(days=1)]
-    figures = []
+    days = {"asset_first_day": today - timedelta(days=2), "asset_next_day": today - timedelta(days=1)}
+    timings: dict[str, list[Timing]] = {name: [] for name in days}
     with tempfile.TemporaryDirectory() as root:
-        for seed, day in enumerate(days):
+        for seed, day in enumerate(days.values()):
             start = datetime(day.year, day.month, day.day, tzinfo=UTC)
             events = offline_rows(publish_target, rows, 100 + seed).with_columns(
                 event_timestamp=pl.lit(start) + pl.duration(seconds=pl.int_range(pl.len()) % 86_000)
@@ -196,29 +212,31 @@ def publish_through_asset(url: str, rows: int) -> list[dict[str, float]]:
         warnings.filterwarnings("ignore", category=dg.PreviewWarning)
         warnings.filterwarnings("ignore", category=dg.BetaWarning)
         view_asset, online_asset = build_view_asset(publish_target), build_online_asset(publish_target)
-        for day in days:
+        for day in days.values():
             computed = dg.materialize(
                 [view_asset], instance=instance, resources=resources, partition_key=str(day), run_config=QUIET_RUN
             )
             assert computed.success
         client = redis.Redis.from_url(url)
-        client.flushdb()
-        for day in days:
-            cpu_before, started = redis_cpu_seconds(client), time.perf_counter()
-            published = dg.materialize(
-                [online_asset], instance=instance, resources=resources, partition_key=str(day), run_config=QUIET_RUN
-            )
-            run_seconds, redis_cpu = time.perf_counter() - started, redis_cpu_seconds(client) - cpu_before
-            assert published.success
-            metadata = published.asset_materializations_for_node(online_asset.op.name)[0].metadata
-            figures.append({"seconds": metadata["seconds"].value, "redis_cpu": redis_cpu, "run_seconds": run_seconds})
-    return figures
+        for _ in range(repeats):
+            client.flushdb()
+            for name, day in days.items():
+                cpu_before, started = redis_cpu_seconds(client), time.perf_counter()
+                published = dg.materialize(
+                    [online_asset], instance=instance, resources=resources, partition_key=str(day), run_config=QUIET_RUN
+                )
+                run_seconds, redis_cpu = time.perf_counter() - started, redis_cpu_seconds(client) - cpu_before
+                assert published.success
+                metadata = published.asset_materializations_for_node(online_asset.op.name)[0].metadata
+                timings[name].append(Timing(metadata["seconds"].value, redis_cpu, run_seconds))
+    return {name: median_timing(runs) for name, runs in timings.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entities", type=int, default=100_000, help="entities loaded per view (multiple of 1000)")
     parser.add_argument("--publish-rows", type=int, default=1_000_000, help="rows of the publish frame")
+    parser.add_argument("--repeats", type=int, default=3, help="publishes of each kind; the median is reported")
     arguments = parser.parse_args()
     entities = max(1000, arguments.entities // 1000 * 1000)
     publish_rows = max(1000, arguments.publish_rows // 1000 * 1000)
@@ -240,24 +258,23 @@ def main() -> None:
         results[f"floor_{size}"] = percentiles(time_calls(floor_read, batches))
 
     frame = offline_rows(publish_target, publish_rows, 99)
-    publish: dict[str, float] = {}
-    redis_cpu: dict[str, float] = {}
     writers = {
         "write_batch": lambda: store.write_batch(publish_target, frame),
         "floor": lambda: floor_publish(client, frame, publish_target),
         "server_floor": lambda: server_floor_publish(client, frame, publish_target),
     }
-    for name, write in writers.items():
-        client.flushdb()
-        cpu_before, started = redis_cpu_seconds(client), time.perf_counter()
-        write()
-        publish[name], redis_cpu[name] = time.perf_counter() - started, redis_cpu_seconds(client) - cpu_before
-    first_day, next_day = publish_through_asset(url, publish_rows)
-    for name, day in (("asset_first_day", first_day), ("asset_next_day", next_day)):
-        publish[name], redis_cpu[name] = day["seconds"], day["redis_cpu"]
+    runs: dict[str, list[Timing]] = {name: [] for name in writers}
+    for _ in range(arguments.repeats):
+        for name, write in writers.items():
+            client.flushdb()
+            cpu_before, started = redis_cpu_seconds(client), time.perf_counter()
+            write()
+            runs[name].append(Timing(time.perf_counter() - started, redis_cpu_seconds(client) - cpu_before))
+    timings = {name: median_timing(timing) for name, timing in runs.items()}
+    timings |= publish_through_asset(url, publish_rows, arguments.repeats)
     client.flushdb()
-    rate = {name: publish_rows / seconds for name, seconds in publish.items()}
-    cpu_us = {name: seconds * 1e6 / publish_rows for name, seconds in redis_cpu.items()}
+    rate = {name: publish_rows / timing.seconds for name, timing in timings.items()}
+    cpu_us = {name: timing.redis_cpu * 1e6 / publish_rows for name, timing in timings.items()}
     version = client.info("server")["redis_version"]
 
     print(f"online store benchmark: {entities} entities x 2 views x {FEATURES_PER_VIEW} features, redis at {url}")
@@ -279,9 +296,9 @@ def main() -> None:
         "server_floor": "floor: prepacked HSET+PEXPIREAT (no guard)",
     }
     for name, label in labels.items():
-        print(f"{label:<44}{publish[name]:>10.2f}{rate[name]:>12,.0f}{cpu_us[name]:>14.2f}")
-    runs = f"{first_day['run_seconds']:.2f} s and {next_day['run_seconds']:.2f} s"
-    print(f"redis {version}; the two Dagster runs of the online asset took {runs} end to end")
+        print(f"{label:<44}{timings[name].seconds:>10.2f}{rate[name]:>12,.0f}{cpu_us[name]:>14.2f}")
+    run_seconds = f"{timings['asset_first_day'].run_seconds:.2f} s and {timings['asset_next_day'].run_seconds:.2f} s"
+    print(f"redis {version}; medians of {arguments.repeats} runs; the online asset's Dagster runs took {run_seconds}")
     print(
         json.dumps(
             {
