@@ -124,7 +124,7 @@ def check_alert(entry: EventLogEntry, evaluation: AssetCheckEvaluation) -> Alert
         "partition": evaluation.partition,
         "check": evaluation.check_name,
         "severity": evaluation.severity.value,
-        "summary": _shorten(evaluation.description or _metadata_summary(evaluation)),
+        "summary": shorten(evaluation.description or _metadata_summary(evaluation)),
         "run_id": entry.run_id or None,
         "timestamp": _iso(entry.timestamp),
     }
@@ -145,7 +145,7 @@ def run_alert(instance: DagsterInstance, entry: EventLogEntry) -> Alert:
         "partition": partition,
         "check": None,
         "severity": "ERROR",
-        "summary": _shorten(_run_failure_summary(entry)),
+        "summary": shorten(_run_failure_summary(entry)),
         "run_id": entry.run_id,
         "timestamp": _iso(entry.timestamp),
     }
@@ -197,9 +197,10 @@ def _root_cause(error: SerializableErrorInfo) -> str:
     return error.message.strip()
 
 
-def _shorten(text: str) -> str:
+def shorten(text: str, limit: int = SUMMARY_LENGTH) -> str:
+    """Return `text` on one line, cut to `limit` characters with an ellipsis."""
     text = " ".join(text.split())
-    return text if len(text) <= SUMMARY_LENGTH else text[: SUMMARY_LENGTH - 1] + "…"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _iso(timestamp: float) -> str:

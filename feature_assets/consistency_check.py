@@ -18,6 +18,7 @@ from feature_assets.feature_view import FeatureView
 from feature_assets.online_assets import latest_per_entity
 from feature_assets.view_assets import daily_partitions
 from resources.offline_store import OfflineStore
+from resources.online_response import PRESENT
 from resources.online_store import RedisOnlineStore
 
 CONSISTENCY_CHECK = "consistency"
@@ -70,7 +71,7 @@ def compare_online_offline(
         if view.ttl is not None and row["event_timestamp"] + view.ttl < now:
             expired += 1
             continue
-        if first_status != "present" or online_time is None or online_time < row["event_timestamp"]:
+        if first_status != PRESENT or online_time is None or online_time < row["event_timestamp"]:
             mismatches.append(_example(view, row, "missing" if online_time is None else "older online", None, None))
             continue
         if online_time > row["event_timestamp"]:

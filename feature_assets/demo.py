@@ -7,6 +7,7 @@ from datetime import date
 
 import dagster as dg
 import polars as pl
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from feature_assets.asset_keys import schema_check_key
 from feature_assets.demo_data import DemoSize, demo_days, write_demo_sources
@@ -69,7 +70,7 @@ def report_views(offline_store: OfflineStore, instance: dg.DagsterInstance) -> l
         partitions = offline_store.list_partitions(view)
         rows = offline_store.scan_partitions(view).select(pl.len()).collect().item()
         history = instance.event_log_storage.get_asset_check_execution_history(schema_check_key(view), limit=1000)
-        passed = sum(1 for record in history if record.status.value == "SUCCEEDED")
+        passed = sum(1 for record in history if record.status is AssetCheckExecutionRecordStatus.SUCCEEDED)
         lines.append(
             f"  {view.name:<20} {len(partitions):>3} partitions  {rows:>9,} rows  "
             f"schema check passed {passed}/{len(history)}  -> {offline_store.view_root(view)}"

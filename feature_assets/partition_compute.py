@@ -6,7 +6,7 @@ import polars as pl
 
 from feature_assets.errors import TransformationOutputError
 from feature_assets.feature_view import FeatureView
-from feature_assets.source_frames import UTC_MICROSECONDS, normalize_source
+from feature_assets.source_frames import UTC_MICROSECONDS, normalize_source, to_utc_microseconds
 from feature_assets.windowed_aggregation import aggregate_windows
 from resources.offline_store import OfflineStore, day_bounds
 
@@ -22,13 +22,12 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
     else:
         rows = events
     day_start, day_end = day_bounds(day)
-    frame = (
+    return (
         _select_output(view, rows)
         .filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
         .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True)
         .collect()
     )
-    return frame
 
 
 def _select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
@@ -51,8 +50,7 @@ def _select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
         if actual == dtype:
             columns.append(pl.col(name))
         elif dtype == UTC_MICROSECONDS and isinstance(actual, pl.Datetime):
-            source_zone = pl.col(name) if actual.time_zone else pl.col(name).dt.replace_time_zone("UTC")
-            columns.append(source_zone.dt.convert_time_zone("UTC").dt.cast_time_unit("us"))
+            columns.append(to_utc_microseconds(name, actual))
         elif _widens(actual, dtype):
             columns.append(pl.col(name).cast(dtype))
         else:

@@ -15,6 +15,7 @@ from dagster._core.storage.asset_check_execution_record import (
     AssetCheckExecutionRecordStatus,
 )
 
+from feature_assets.alerts import shorten
 from feature_assets.asset_keys import SCHEMA_CHECK, online_asset_key, view_asset_key
 from feature_assets.errors import DefinitionError, FeatureReferenceError
 from feature_assets.feature_view import FeatureView
@@ -117,10 +118,7 @@ def _describe_execution(instance: DagsterInstance, record: AssetCheckExecutionRe
         status = "passed"
     else:
         status = "FAILED" if evaluation.severity is dg.AssetCheckSeverity.ERROR else "WARN"
-    summary = " ".join((evaluation.description or "").split())
-    if len(summary) > SUMMARY_LENGTH:
-        summary = summary[: SUMMARY_LENGTH - 1] + "…"
-    return [record.partition or "-", status, summary]
+    return [record.partition or "-", status, shorten(evaluation.description or "", SUMMARY_LENGTH)]
 
 
 def _number(value: dg.MetadataValue | None) -> str:

@@ -127,6 +127,7 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
         "version": view.version,
         "dagster/column_schema": view_table_schema(view),
     }
+    column_lineage = view_column_lineage(view)
     check_specs = [
         AssetCheckSpec(
             SCHEMA_CHECK,
@@ -181,7 +182,7 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
             metadata = {
                 "dagster/row_count": frame.height,
                 "path": MetadataValue.path(path),
-                "dagster/column_lineage": view_column_lineage(view),
+                "dagster/column_lineage": column_lineage,
                 "seconds": round(time.perf_counter() - started, 3),
                 **statistics_metadata(statistics, shares, numeric_summaries(view, frame)),
             }
