@@ -54,15 +54,13 @@ def asset_graph_snapshot(defs: dg.Definitions) -> dict[str, object]:
             "timezone": schedule.execution_timezone,
             "default_status": schedule.default_status.value,
         }
-    sensors = {
-        sensor.name: {
+    sensors = {}
+    for sensor in sorted(defs.sensors or [], key=lambda s: s.name):
+        targets = sensor.asset_selection.resolve(graph) if sensor.asset_selection else []
+        sensors[sensor.name] = {
             "default_status": sensor.default_status.value,
-            "targets": sorted(
-                key.to_user_string() for key in (sensor.asset_selection.resolve(graph) if sensor.asset_selection else [])
-            ),
+            "targets": sorted(key.to_user_string() for key in targets),
         }
-        for sensor in sorted(defs.sensors or [], key=lambda s: s.name)
-    }
     return {"assets": assets, "jobs": jobs, "schedules": schedules, "sensors": sensors}
 
 
