@@ -1,3 +1,8 @@
 """Pytest plugins shared by every test: real servers started once per session, a Dagster instance per test."""
 
-pytest_plugins = ["tests.fixtures.redis_servers", "tests.fixtures.s3_server", "tests.fixtures.dagster_instance"]
+pytest_plugins = [
+    "tests.fixtures.environment",
+    "tests.fixtures.redis_servers",
+    "tests.fixtures.s3_server",
+    "tests.fixtures.dagster_instance",
+]

@@ -139,7 +139,7 @@ def generate(root: Path, drivers: int, hours: int, customers: int, days: int, si
 def run_ours(root: Path, size: int):
     import polars as pl
 
-    from feature_assets.point_in_time import get_historical_features
+    from feature_assets.retrieval.point_in_time import get_historical_features
     from resources.offline_store import OfflineStore
 
     repository, _, _ = repository_and_views()

@@ -22,7 +22,7 @@ DAY = date(2025, 1, 15)
 
 
 def generate(root: Path, events: int, drivers: int) -> None:
-    from feature_assets.demo_data import DemoSize, generate_trips
+    from feature_assets.demo.data import DemoSize, generate_trips
 
     size = DemoSize(trips=events, days=1, drivers=drivers, customers=drivers * 4)
     chunk = 1_000_000
@@ -34,8 +34,8 @@ def generate(root: Path, events: int, drivers: int) -> None:
 def run_store(root: Path) -> dict:
     import dagster as dg
 
-    from feature_assets.view_assets import build_view_asset
-    from feature_assets.views.drivers import driver_trip_stats
+    from feature_assets.demo.views.drivers import driver_trip_stats
+    from feature_assets.orchestration.view_assets import build_view_asset
     from resources.offline_store import OfflineStore
 
     store = OfflineStore(root=str(root))
@@ -53,9 +53,9 @@ def run_store(root: Path) -> dict:
 
 
 def run_floor(root: Path) -> dict:
-    from feature_assets.source_frames import normalize_source
-    from feature_assets.views.drivers import driver_trip_stats
-    from feature_assets.windowed_aggregation import aggregate_windows
+    from feature_assets.compute.source_frames import normalize_source
+    from feature_assets.compute.windowed_aggregation import aggregate_windows
+    from feature_assets.demo.views.drivers import driver_trip_stats
     from resources.offline_store import OfflineStore, day_bounds
 
     store = OfflineStore(root=str(root))

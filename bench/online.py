@@ -189,9 +189,9 @@ def publish_through_asset(url: str, rows: int, repeats: int) -> dict[str, Timing
     """
     import dagster as dg
 
-    from feature_assets.demo import QUIET_RUN
-    from feature_assets.online_assets import build_online_asset
-    from feature_assets.view_assets import build_view_asset
+    from feature_assets.demo.main import QUIET_RUN
+    from feature_assets.orchestration.online_assets import build_online_asset
+    from feature_assets.orchestration.view_assets import build_view_asset
     from resources.offline_store import OfflineStore
 
     today = datetime.now(UTC).date()

@@ -14,9 +14,9 @@ import polars as pl
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
-from feature_assets.errors import SourceSchemaError
-from feature_assets.feature_view import FeatureView
-from feature_assets.sources import ParquetSource
+from feature_assets.language.errors import SourceSchemaError
+from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.sources import ParquetSource
 
 PARTITION_FILE = "data.parquet"
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import polars as pl
 
-from feature_assets.feature_view import FeatureView
+from feature_assets.language.feature_view import FeatureView
 
 KEY_SEPARATOR = "|"
 ORDER_BIAS = 10**18

@@ -10,9 +10,7 @@ number of entities and views are one pipeline of HGETs of that field, i.e. one r
 import functools
 import os
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 import polars as pl
 import redis
@@ -22,22 +20,21 @@ from redis.backoff import NoBackoff
 from redis.cluster import RedisCluster
 from redis.retry import Retry
 
-from feature_assets.errors import EntityFrameError, FeatureReferenceError, OnlineStoreError
-from feature_assets.feature_service import FeatureReference, FeatureService
-from feature_assets.feature_view import FeatureView
-from feature_assets.repository import FeatureRepository, load_repository
+from feature_assets.language.errors import EntityFrameError, OnlineStoreError
+from feature_assets.language.feature_service import FeatureService
+from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
 from resources.embedded_redis import shared_server
-from resources.online_response import EXPIRED, NOT_FOUND, PRESENT, OnlineResponse
+from resources.entity_rows import EntityRows, check_key_dtype, entity_columns
+from resources.online_read_plan import Features, ReadPlan, build_read_plan, micros
+from resources.online_response import OnlineResponse
 from resources.project_redis import ensure_project_redis
-from resources.redis_transport import ClusterTransport, Reply, StandaloneTransport, WriteProgress
+from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
 READ_PLAN_CACHE_SIZE = 1024
-
-Features = Sequence[str] | FeatureService
-EntityRows = Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | pl.DataFrame
 
 
 @functools.cache
@@ -69,92 +66,6 @@ return replaced
 """
 
 
-@dataclass(frozen=True)
-class _ViewPlan:
-    """How to read some features of one view: key affixes, the hash field to HGET and decoders."""
-
-    name: str
-    join_keys: tuple[str, ...]
-    key_before: str
-    key_after: str
-    read_field: bytes
-    field: bytes
-    splits: int
-    indices: tuple[int, ...]
-    decoders: tuple[encoding.Decoder, ...]
-    column_decoders: tuple[encoding.ColumnDecoder, ...]
-    columns: tuple[str, ...]
-    ttl_us: int | None
-    timestamp_column: str
-
-    def keys(self, entity_columns: Mapping[str, list[object]]) -> list[bytes]:
-        """Return the Redis key of each entity row."""
-        before, after = self.key_before, self.key_after
-        if len(self.join_keys) == 1:
-            encode = encoding.encode_key_value
-            return [(before + encode(value) + after).encode() for value in entity_columns[self.join_keys[0]]]
-        rows = zip(*(entity_columns[key] for key in self.join_keys), strict=True)
-        return [(before + encoding.entity_key(values) + after).encode() for values in rows]
-
-    def decode(
-        self,
-        packed: list[Reply],
-        now_us: int,
-        columns: dict[str, list[object]],
-        statuses: dict[str, list[str]],
-        timestamps: dict[str, list[object]] | None,
-    ) -> None:
-        """Decode this view's HGET replies into feature columns, statuses and (when given a dict) event times."""
-        if not packed:
-            for name in self.columns:
-                columns[name], statuses[name] = [], []
-            if timestamps is not None:
-                timestamps[self.timestamp_column] = []
-            return
-        separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
-        row_statuses = [PRESENT] * len(packed)
-        if None in packed:
-            for index, raw in enumerate(packed):
-                if raw is None:
-                    row_statuses[index] = NOT_FOUND
-            blank = [b""] * (splits + 1)
-            rows = [raw.split(separator, splits) if raw is not None else blank for raw in packed]
-        else:
-            rows = [raw.split(separator, splits) for raw in packed]
-        orders, *pieces = zip(*rows, strict=True)
-        raw_columns = [pieces[index] for index in self.indices]
-        expired: list[int] = []
-        if self.ttl_us is not None:
-            oldest_live = encoding.order_threshold(now_us - self.ttl_us)
-            if min(orders) < oldest_live:
-                expired = [index for index, order in enumerate(orders) if order and order < oldest_live]
-                for index in expired:
-                    row_statuses[index] = EXPIRED
-        decoders = zip(self.columns, self.decoders, self.column_decoders, raw_columns, strict=True)
-        for name, decode, decode_column, raw_column in decoders:
-            if all(raw_column):
-                values = decode_column(raw_column)
-            else:
-                values = [decode(raw) if raw else None for raw in raw_column]
-            for index in expired:
-                values[index] = None
-            columns[name] = values
-            statuses[name] = row_statuses.copy()
-        if timestamps is not None:
-            decode_time = encoding.decode_order_timestamp
-            timestamps[self.timestamp_column] = [decode_time(raw) if raw else None for raw in orders]
-
-
-@dataclass(frozen=True)
-class _ReadPlan:
-    """A resolved request: view plans, the join keys needed (with dtype and first view) and output dtypes."""
-
-    views: tuple[_ViewPlan, ...]
-    join_keys: dict[str, tuple[pl.DataType, str]]
-    feature_columns: tuple[str, ...]
-    dtypes: dict[str, pl.DataType]
-
-
 @dataclass
 class _Engine:
     """The plain-Python state behind the resource: a transport, the feature repository and cached read plans."""
@@ -163,7 +74,7 @@ class _Engine:
     repository_path: str
     key_prefix: str
     repository_cache: FeatureRepository | None = None
-    plans: dict[tuple[object, ...], _ReadPlan] = field(default_factory=dict)
+    plans: dict[tuple[object, ...], ReadPlan] = field(default_factory=dict)
 
     @property
     def repository(self) -> FeatureRepository:
@@ -176,84 +87,24 @@ class _Engine:
         """Return `view`, looking a name up in the repository."""
         return view if isinstance(view, FeatureView) else self.repository.view(view)
 
-    def plan(self, features: Features, full_feature_names: bool) -> _ReadPlan:
+    def plan(self, features: Features, full_feature_names: bool) -> ReadPlan:
         """Return the cached read plan of a feature list or service."""
         cache_key = (features if isinstance(features, FeatureService | str) else tuple(features), full_feature_names)
         plan = self.plans.get(cache_key)
         if plan is None:
             if len(self.plans) >= READ_PLAN_CACHE_SIZE:
                 self.plans.clear()
-            plan = self.plans[cache_key] = self._build_plan(features, full_feature_names)
+            plan = build_read_plan(self.repository, self.key_prefix, features, full_feature_names)
+            self.plans[cache_key] = plan
         return plan
-
-    def _build_plan(self, features: Features, full_feature_names: bool) -> _ReadPlan:
-        resolved = self.repository.resolve(features)
-        join_keys: dict[str, tuple[pl.DataType, str]] = {}
-        dtypes: dict[str, pl.DataType] = {}
-        owners: dict[str, str] = {}
-        view_plans = []
-        for view in resolved.views:
-            if not view.online:
-                raise FeatureReferenceError(
-                    f"FeatureView {view.name!r} is offline only (online=False); set online=True and publish it"
-                )
-            for key, dtype in view.key_dtypes.items():
-                _check_key_dtype(view, key, dtype)
-                known = join_keys.setdefault(key, (dtype, view.name))
-                if encoding.is_integer_key(known[0]) != encoding.is_integer_key(dtype):
-                    raise FeatureReferenceError(
-                        f"join key {key!r} is {known[0]} in view {known[1]!r} but {dtype} in view {view.name!r}; "
-                        "request these views separately"
-                    )
-                dtypes.setdefault(key, dtype)
-            names = resolved.features[view.name]
-            columns = tuple(f"{view.name}__{name}" if full_feature_names else name for name in names)
-            for column, name in zip(columns, names, strict=True):
-                if column in owners or column in join_keys:
-                    other = "a join key" if column in join_keys else f"a feature of view {owners[column]!r}"
-                    raise FeatureReferenceError(
-                        f"feature {name!r} of view {view.name!r} clashes with {other}; "
-                        "pass full_feature_names=True to name columns 'view__feature'"
-                    )
-                owners[column] = view.name
-                dtypes[column] = view.fields_by_name[name].dtype
-            timestamp_column = f"{view.name}__event_timestamp"
-            dtypes[timestamp_column] = pl.Datetime("us", "UTC")
-            values_field = encoding.values_field(view).encode()
-            positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
-            before, after = encoding.key_affixes(self.key_prefix, view)
-            view_plans.append(
-                _ViewPlan(
-                    name=view.name,
-                    join_keys=view.join_keys,
-                    key_before=before,
-                    key_after=after,
-                    read_field=encoding.resp_bulk(values_field),
-                    field=values_field,
-                    splits=min(max(positions[name] for name in names) + 1, len(view.feature_names)),
-                    indices=tuple(positions[name] - 1 for name in names),
-                    decoders=tuple(encoding.packed_decoder(view.fields_by_name[name].dtype) for name in names),
-                    column_decoders=tuple(
-                        encoding.packed_column_decoder(view.fields_by_name[name].dtype) for name in names
-                    ),
-                    columns=columns,
-                    ttl_us=_micros(view.ttl),
-                    timestamp_column=timestamp_column,
-                )
-            )
-        references = features.features if isinstance(features, FeatureService) else _references(features)
-        names = [f"{r.view}__{r.feature}" if full_feature_names else r.feature for r in references]
-        return _ReadPlan(
-            views=tuple(view_plans), join_keys=join_keys, feature_columns=tuple(dict.fromkeys(names)), dtypes=dtypes
-        )
 
     def read(
         self, features: Features, entity_rows: EntityRows, include_timestamps: bool, full_feature_names: bool
     ) -> OnlineResponse:
         """Read features of entities in one round trip and decode them in request order."""
         plan = self.plan(features, full_feature_names)
-        entity_columns = _entity_columns(entity_rows, plan.join_keys)
-        requests = [(view_plan, view_plan.keys(entity_columns)) for view_plan in plan.views]
+        keys = entity_columns(entity_rows, plan.join_keys)
+        requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
         try:
             replies = self.transport.read(requests)
         except (redis.RedisError, OSError) as error:
@@ -266,7 +117,7 @@ class _Engine:
         timestamps: dict[str, list[object]] | None = {} if include_timestamps else None
         for view_plan, view_replies in zip(plan.views, replies, strict=True):
             view_plan.decode(view_replies, now_us, decoded, decoded_statuses, timestamps)
-        columns: dict[str, list[object]] = {key: entity_columns[key] for key in plan.join_keys}
+        columns: dict[str, list[object]] = {key: keys[key] for key in plan.join_keys}
         for name in plan.feature_columns:
             columns[name] = decoded[name]
         columns.update(timestamps or {})
@@ -280,7 +131,7 @@ class _Engine:
         rows = _latest_live_rows(view, frame, time.time_ns() // 1000)
         if rows.is_empty():
             return 0
-        ttl_us = _micros(view.ttl)
+        ttl_us = micros(view.ttl)
         expire_at = ((pl.col("_ts") + ttl_us + 999) // 1000).cast(pl.String) if ttl_us is not None else pl.lit("")
         encoded = [
             encoding.redis_key_expr(self.key_prefix, view).alias("key"),
@@ -302,11 +153,11 @@ class _Engine:
     def delete(self, view: FeatureView, keys: EntityRows) -> int:
         """Delete the hashes of the given entities of `view`; return how many existed."""
         for key, dtype in view.key_dtypes.items():
-            _check_key_dtype(view, key, dtype)
+            check_key_dtype(view, key, dtype)
         join_keys = {key: (dtype, view.name) for key, dtype in view.key_dtypes.items()}
-        entity_columns = _entity_columns(keys, join_keys)
+        columns = entity_columns(keys, join_keys)
         before, after = encoding.key_affixes(self.key_prefix, view)
-        rows = zip(*(entity_columns[key] for key in view.join_keys), strict=True)
+        rows = zip(*(columns[key] for key in view.join_keys), strict=True)
         redis_keys = [(before + encoding.entity_key(values) + after).encode() for values in rows]
         if not redis_keys:
             return 0
@@ -316,83 +167,12 @@ class _Engine:
             raise OnlineStoreError(f"deleting entities of FeatureView {view.name!r} failed: {error}") from error
 
 
-def _references(features: Sequence[str] | str) -> list[FeatureReference]:
-    return [FeatureReference.parse(f) for f in ([features] if isinstance(features, str) else features)]
-
-
-def _micros(duration: timedelta | None) -> int | None:
-    return None if duration is None else duration // timedelta(microseconds=1)
-
-
-def _check_key_dtype(view: FeatureView, key: str, dtype: pl.DataType) -> None:
-    if not (encoding.is_integer_key(dtype) or dtype == pl.String):
-        raise OnlineStoreError(
-            f"FeatureView {view.name!r}: join key {key!r} has dtype {dtype}; the online store keys entities by "
-            "integer or String join keys"
-        )
-
-
-def _key_type_name(dtype: pl.DataType) -> str:
-    return "int" if encoding.is_integer_key(dtype) else "str"
-
-
-def _entity_columns(
-    entity_rows: EntityRows, join_keys: Mapping[str, tuple[pl.DataType, str]]
-) -> dict[str, list[object]]:
-    """Return the join key columns of entity rows given as dicts, a dict of lists or a frame, checked by dtype."""
-    if isinstance(entity_rows, pl.DataFrame):
-        for key, (dtype, view) in join_keys.items():
-            actual = entity_rows.schema.get(key)
-            if actual is None:
-                _raise_missing_key(key, view)
-            if encoding.is_integer_key(actual) != encoding.is_integer_key(dtype) or not (
-                actual.is_integer() or actual == pl.String
-            ):
-                raise EntityFrameError(
-                    f"entity frame column {key!r} (join key of view {view!r}) has dtype {actual}; expected {dtype}"
-                )
-        columns = {key: entity_rows.get_column(key).to_list() for key in join_keys}
-    elif isinstance(entity_rows, Mapping):
-        for key, (_, view) in join_keys.items():
-            if key not in entity_rows:
-                _raise_missing_key(key, view)
-        columns = {key: list(entity_rows[key]) for key in join_keys}
-        lengths = {key: len(values) for key, values in columns.items()}
-        if len(set(lengths.values())) > 1:
-            raise EntityFrameError(f"entity key columns have different lengths {lengths}; give one value per row")
-    else:
-        rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
-        columns = {}
-        for key, (_, view) in join_keys.items():
-            try:
-                columns[key] = [row[key] for row in rows]
-            except KeyError:
-                index = next(i for i, row in enumerate(rows) if key not in row)
-                _raise_missing_key(key, view, index)
-    for key, (dtype, view) in join_keys.items():
-        expected = int if encoding.is_integer_key(dtype) else str
-        values = columns[key]
-        if not all(type(value) is expected for value in values):
-            for index, value in enumerate(values):
-                if not isinstance(value, expected) or isinstance(value, bool):
-                    raise EntityFrameError(
-                        f"entity row {index}: join key {key!r} of view {view!r} must be {dtype} "
-                        f"(a Python {_key_type_name(dtype)}), got {value!r} ({type(value).__name__})"
-                    )
-    return columns
-
-
-def _raise_missing_key(key: str, view: str, index: int | None = None) -> None:
-    where = "entity rows lack" if index is None else f"entity row {index} lacks"
-    raise EntityFrameError(f"{where} join key {key!r} needed by view {view!r}; give it in every entity row")
-
-
 def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl.DataFrame:
     """Return the newest row per entity as join keys, `_ts`, `_ct` (µs) and features, dropping expired rows."""
     where = f"FeatureView {view.name!r}"
     schema = frame.schema
     for key, dtype in view.key_dtypes.items():
-        _check_key_dtype(view, key, dtype)
+        check_key_dtype(view, key, dtype)
         actual = schema.get(key)
         if actual is None:
             raise EntityFrameError(f"{where}: the frame lacks join key column {key!r}; write the view's offline rows")
@@ -425,7 +205,7 @@ def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl
         created.cast(pl.Int64).alias("_ct"),
         *(pl.col(f.name).cast(f.dtype) for f in view.schema),
     )
-    ttl_us = _micros(view.ttl)
+    ttl_us = micros(view.ttl)
     if ttl_us is not None:
         rows = rows.filter(pl.col("_ts") + ttl_us >= now_us)
     latest = rows.collect()
@@ -467,7 +247,7 @@ class RedisOnlineStore(ConfigurableResource):
         default=False, description="Connect to a Redis Cluster (also implied by a redis+cluster:// URL)."
     )
     repository: str = Field(
-        default="feature_assets.views:repository",
+        default="feature_assets.demo.views:repository",
         description="Import path `module:attribute` of the FeatureRepository used to resolve feature references.",
     )
     socket_timeout: float = Field(default=5.0, description="Seconds to wait for Redis to answer before failing.")

@@ -10,8 +10,8 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from feature_assets.alerts import build_alert_sensor
-from feature_assets.project import build_definitions
+from feature_assets.orchestration.alert_sensor import build_alert_sensor
+from feature_assets.orchestration.project import build_definitions
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore

@@ -4,7 +4,7 @@ import polars as pl
 import pytest
 
 from feature_assets import Aggregation, Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource
-from feature_assets.errors import DefinitionError, FeatureReferenceError
+from feature_assets.language.errors import DefinitionError, FeatureReferenceError
 
 DRIVER = Entity("driver", ["driver_id"])
 SOURCE = ParquetSource("trips", "raw/trips/*.parquet", timestamp_field="requested_at")
@@ -107,7 +107,7 @@ def test_a_malformed_feature_reference_is_rejected():
 
 
 def test_the_demo_repository_loads():
-    from feature_assets.views import repository
+    from feature_assets.demo.views import repository
 
     assert set(repository.views) == {"driver_profile", "driver_trip_stats", "customer_profile"}
     assert "trip_ranking" in repository.services

@@ -2,9 +2,9 @@
 
 import polars as pl
 
-from feature_assets.demo import main
-from feature_assets.views import repository
-from feature_assets.views.training_sets import trip_completion
+from feature_assets.demo.main import main
+from feature_assets.demo.views import repository
+from feature_assets.demo.views.training_sets import trip_completion
 from resources.offline_store import OfflineStore
 
 

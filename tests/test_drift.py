@@ -4,7 +4,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from feature_assets.drift import numeric_drift, summarize
+from feature_assets.quality.drift import numeric_drift, summarize
 
 
 def baseline_of(samples) -> list:

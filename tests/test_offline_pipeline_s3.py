@@ -5,9 +5,9 @@ from datetime import date
 import dagster as dg
 import polars as pl
 
-from feature_assets.demo_data import DemoSize, write_demo_sources
-from feature_assets.view_assets import build_view_asset
-from feature_assets.views import repository
+from feature_assets.demo.data import DemoSize, write_demo_sources
+from feature_assets.demo.views import repository
+from feature_assets.orchestration.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
 
 START = date(2025, 3, 1)

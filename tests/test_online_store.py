@@ -14,10 +14,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from feature_assets.errors import EntityFrameError, FeatureReferenceError, OnlineStoreError
+from feature_assets.language.errors import EntityFrameError, FeatureReferenceError, OnlineStoreError
 from resources.embedded_redis import RedisServer, free_port
 from resources.online_encoding import decoder, entity_key, entity_key_expr, value_expr, values_field
-from resources.online_store import EXPIRED, NOT_FOUND, PRESENT, RedisOnlineStore
+from resources.online_response import EXPIRED, NOT_FOUND, PRESENT
+from resources.online_store import RedisOnlineStore
 from tests import online_views as views
 
 REPOSITORY = "tests.online_views:repository"

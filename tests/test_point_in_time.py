@@ -8,9 +8,10 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from feature_assets import Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource, point_in_time
-from feature_assets.errors import EntityFrameError, FeatureReferenceError
-from feature_assets.point_in_time import get_historical_features
+from feature_assets import Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource
+from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
+from feature_assets.retrieval import point_in_time
+from feature_assets.retrieval.point_in_time import get_historical_features
 from resources.offline_store import OfflineStore
 
 DRIVER = Entity("driver", ["driver_id"])

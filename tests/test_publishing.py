@@ -8,9 +8,9 @@ import polars as pl
 import pytest
 import redis
 
-from feature_assets.asset_keys import online_asset_key, view_asset_key
-from feature_assets.online_assets import latest_per_entity
-from feature_assets.project import build_definitions
+from feature_assets.compute.latest import latest_per_entity
+from feature_assets.language.asset_keys import online_asset_key, view_asset_key
+from feature_assets.orchestration.project import build_definitions
 from resources.embedded_redis import RedisServer
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore

@@ -1,8 +1,8 @@
 """The plain-text quality report: latest partition, check results and statistics read from a real instance."""
 
 
-from feature_assets.project import build_definitions
-from feature_assets.quality_report import main, quality_report
+from feature_assets.orchestration.project import build_definitions
+from feature_assets.serving.cli.quality import main, quality_report
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 from tests.publishing_views import repository

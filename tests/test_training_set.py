@@ -8,9 +8,10 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from feature_assets import Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource
-from feature_assets.errors import DefinitionError, FeatureReferenceError
-from feature_assets.point_in_time import get_historical_features
-from feature_assets.training_set import TrainingSet, build_training_set_asset
+from feature_assets.language.errors import DefinitionError, FeatureReferenceError
+from feature_assets.language.training_set import TrainingSet
+from feature_assets.orchestration.training_assets import build_training_set_asset
+from feature_assets.retrieval.point_in_time import get_historical_features
 from resources.offline_store import OfflineStore
 
 DRIVER = Entity("driver", ["driver_id"])

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 
 from feature_assets import Entity, FeatureView, Field, ParquetSource
-from feature_assets.asset_keys import schema_check_key, view_asset_key
-from feature_assets.errors import TransformationOutputError
-from feature_assets.view_assets import build_view_asset
+from feature_assets.language.asset_keys import schema_check_key, view_asset_key
+from feature_assets.language.errors import TransformationOutputError
+from feature_assets.orchestration.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
 
 DRIVER = Entity("driver", ["driver_id"])
@@ -234,7 +234,7 @@ def test_changing_the_transformation_changes_the_code_version():
 
 
 def test_the_daily_schedule_requests_the_previous_utc_day():
-    from feature_assets.schedules import build_daily_schedule
+    from feature_assets.orchestration.schedules import build_daily_schedule
 
     view = driver_view()
     defs = dg.Definitions(

@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 
 from feature_assets import Entity, FeatureRepository, FeatureView, Field, ParquetSource
-from feature_assets.asset_keys import online_asset_key
-from feature_assets.consistency_check import build_consistency_check
-from feature_assets.online_assets import build_online_asset
-from feature_assets.quality_policy import QualityPolicy
-from feature_assets.view_assets import build_view_asset
+from feature_assets.language.asset_keys import online_asset_key
+from feature_assets.language.quality_policy import QualityPolicy
+from feature_assets.orchestration.consistency_check import build_consistency_check
+from feature_assets.orchestration.online_assets import build_online_asset
+from feature_assets.orchestration.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 

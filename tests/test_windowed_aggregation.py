@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from feature_assets import Aggregation, Entity, FeatureView, ParquetSource
-from feature_assets.partition_compute import compute_partition
+from feature_assets.compute.partition_compute import compute_partition
 from resources.offline_store import OfflineStore
 
 DAY = date(2025, 3, 10)

@@ -1,0 +1,87 @@
+"""Computing one daily partition of a feature view from its source, as exact offline rows."""
+
+from datetime import date
+
+import polars as pl
+
+from feature_assets.compute.source_frames import UTC_MICROSECONDS, normalize_source, to_utc_microseconds
+from feature_assets.compute.windowed_aggregation import aggregate_windows
+from feature_assets.language.errors import TransformationOutputError
+from feature_assets.language.feature_view import FeatureView
+from resources.offline_store import OfflineStore, day_bounds
+
+
+def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date) -> pl.DataFrame:
+    """Return the view's rows whose event time falls in the UTC `day`, sorted by keys and event time."""
+    start, end = day_bounds(day, view.lookback)
+    events = normalize_source(view, offline_store.scan_source(view.source, start, end))
+    if view.aggregations:
+        rows = aggregate_windows(events, view, day)
+    elif view.transformation is not None:
+        rows = view.transformation(events)
+    else:
+        rows = events
+    day_start, day_end = day_bounds(day)
+    return (
+        _select_output(view, rows)
+        .filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
+        .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True)
+        .collect()
+    )
+
+
+def _select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Select the view's columns in order, casting only where no value can change (wider ints, UTC)."""
+    if not isinstance(rows, pl.LazyFrame):
+        raise TransformationOutputError(
+            f"FeatureView {view.name!r}: the transformation must return a polars LazyFrame, got {type(rows).__name__}"
+        )
+    schema = rows.collect_schema()
+    expected = view.output_schema
+    missing = [name for name in expected if name not in schema]
+    if missing:
+        raise TransformationOutputError(
+            f"FeatureView {view.name!r}: the computed rows lack column(s) {missing}; "
+            f"they have {list(schema)}. Return every join key, event_timestamp and each schema field."
+        )
+    columns = []
+    for name, dtype in expected.items():
+        actual = schema[name]
+        if actual == dtype:
+            columns.append(pl.col(name))
+        elif dtype == UTC_MICROSECONDS and isinstance(actual, pl.Datetime):
+            columns.append(to_utc_microseconds(name, actual))
+        elif _widens(actual, dtype):
+            columns.append(pl.col(name).cast(dtype))
+        else:
+            columns.append(pl.col(name))
+    return rows.select(columns)
+
+
+def _widens(actual: pl.DataType, declared: pl.DataType) -> bool:
+    """Return whether casting `actual` to `declared` keeps every value (e.g. Int32 to Int64, Int to Float64)."""
+    if actual.is_integer() and declared.is_integer():
+        return actual.is_signed_integer() == declared.is_signed_integer() and _bits(actual) <= _bits(declared)
+    if actual.is_integer() and declared.is_float():
+        return _bits(actual) < _bits(declared)
+    if actual.is_float() and declared.is_float():
+        return _bits(actual) <= _bits(declared)
+    return actual == pl.Null
+
+
+_BITS = {
+    pl.Int8: 8,
+    pl.Int16: 16,
+    pl.Int32: 32,
+    pl.Int64: 64,
+    pl.UInt8: 8,
+    pl.UInt16: 16,
+    pl.UInt32: 32,
+    pl.UInt64: 64,
+    pl.Float32: 32,
+    pl.Float64: 64,
+}
+
+
+def _bits(dtype: pl.DataType) -> int:
+    return _BITS.get(dtype.base_type(), 128)

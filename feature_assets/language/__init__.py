@@ -1,0 +1,39 @@
+"""The definitions language: what a user writes to declare entities, features, services and training sets."""
+
+from feature_assets.language.entity import Entity
+from feature_assets.language.errors import (
+    DefinitionError,
+    EntityFrameError,
+    FeatureReferenceError,
+    FeatureStoreError,
+    OnlineStoreError,
+    SourceSchemaError,
+    TransformationOutputError,
+)
+from feature_assets.language.feature_service import FeatureReference, FeatureService
+from feature_assets.language.feature_view import Aggregation, FeatureView
+from feature_assets.language.field import Field
+from feature_assets.language.quality_policy import QualityPolicy
+from feature_assets.language.repository import FeatureRepository
+from feature_assets.language.sources import ParquetSource
+from feature_assets.language.training_set import TrainingSet
+
+__all__ = [
+    "Aggregation",
+    "DefinitionError",
+    "Entity",
+    "EntityFrameError",
+    "FeatureReference",
+    "FeatureReferenceError",
+    "FeatureRepository",
+    "FeatureService",
+    "FeatureStoreError",
+    "FeatureView",
+    "Field",
+    "OnlineStoreError",
+    "ParquetSource",
+    "QualityPolicy",
+    "SourceSchemaError",
+    "TrainingSet",
+    "TransformationOutputError",
+]

@@ -1,0 +1,1 @@
+"""Serving every client: command lines over the stores and the Dagster instance."""

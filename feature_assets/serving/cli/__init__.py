@@ -1,0 +1,1 @@
+"""Command lines, one module per noun."""

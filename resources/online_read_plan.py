@@ -1,0 +1,177 @@
+"""Read plans: a feature list or service resolved once into per-view keys, hash fields and decoders."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+
+import polars as pl
+
+from feature_assets.language.errors import FeatureReferenceError
+from feature_assets.language.feature_service import FeatureReference, FeatureService
+from feature_assets.language.repository import FeatureRepository
+from resources import online_encoding as encoding
+from resources.entity_rows import check_key_dtype
+from resources.online_response import EXPIRED, NOT_FOUND, PRESENT
+from resources.redis_transport import Reply
+
+Features = Sequence[str] | FeatureService
+
+
+def micros(duration: timedelta | None) -> int | None:
+    """Return a duration in whole microseconds (None stays None)."""
+    return None if duration is None else duration // timedelta(microseconds=1)
+
+
+@dataclass(frozen=True)
+class ViewPlan:
+    """How to read some features of one view: key affixes, the hash field to HGET and decoders."""
+
+    name: str
+    join_keys: tuple[str, ...]
+    key_before: str
+    key_after: str
+    read_field: bytes
+    field: bytes
+    splits: int
+    indices: tuple[int, ...]
+    decoders: tuple[encoding.Decoder, ...]
+    column_decoders: tuple[encoding.ColumnDecoder, ...]
+    columns: tuple[str, ...]
+    ttl_us: int | None
+    timestamp_column: str
+
+    def keys(self, entity_columns: Mapping[str, list[object]]) -> list[bytes]:
+        """Return the Redis key of each entity row."""
+        before, after = self.key_before, self.key_after
+        if len(self.join_keys) == 1:
+            encode = encoding.encode_key_value
+            return [(before + encode(value) + after).encode() for value in entity_columns[self.join_keys[0]]]
+        rows = zip(*(entity_columns[key] for key in self.join_keys), strict=True)
+        return [(before + encoding.entity_key(values) + after).encode() for values in rows]
+
+    def decode(
+        self,
+        packed: list[Reply],
+        now_us: int,
+        columns: dict[str, list[object]],
+        statuses: dict[str, list[str]],
+        timestamps: dict[str, list[object]] | None,
+    ) -> None:
+        """Decode this view's HGET replies into feature columns, statuses and (when given a dict) event times."""
+        if not packed:
+            for name in self.columns:
+                columns[name], statuses[name] = [], []
+            if timestamps is not None:
+                timestamps[self.timestamp_column] = []
+            return
+        separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
+        row_statuses = [PRESENT] * len(packed)
+        if None in packed:
+            for index, raw in enumerate(packed):
+                if raw is None:
+                    row_statuses[index] = NOT_FOUND
+            blank = [b""] * (splits + 1)
+            rows = [raw.split(separator, splits) if raw is not None else blank for raw in packed]
+        else:
+            rows = [raw.split(separator, splits) for raw in packed]
+        orders, *pieces = zip(*rows, strict=True)
+        raw_columns = [pieces[index] for index in self.indices]
+        expired: list[int] = []
+        if self.ttl_us is not None:
+            oldest_live = encoding.order_threshold(now_us - self.ttl_us)
+            if min(orders) < oldest_live:
+                expired = [index for index, order in enumerate(orders) if order and order < oldest_live]
+                for index in expired:
+                    row_statuses[index] = EXPIRED
+        decoders = zip(self.columns, self.decoders, self.column_decoders, raw_columns, strict=True)
+        for name, decode, decode_column, raw_column in decoders:
+            if all(raw_column):
+                values = decode_column(raw_column)
+            else:
+                values = [decode(raw) if raw else None for raw in raw_column]
+            for index in expired:
+                values[index] = None
+            columns[name] = values
+            statuses[name] = row_statuses.copy()
+        if timestamps is not None:
+            decode_time = encoding.decode_order_timestamp
+            timestamps[self.timestamp_column] = [decode_time(raw) if raw else None for raw in orders]
+
+
+@dataclass(frozen=True)
+class ReadPlan:
+    """A resolved request: view plans, the join keys needed (with dtype and first view) and output dtypes."""
+
+    views: tuple[ViewPlan, ...]
+    join_keys: dict[str, tuple[pl.DataType, str]]
+    feature_columns: tuple[str, ...]
+    dtypes: dict[str, pl.DataType]
+
+
+def build_read_plan(
+    repository: FeatureRepository, key_prefix: str, features: Features, full_feature_names: bool
+) -> ReadPlan:
+    """Resolve features (or a service) into the keys, fields and decoders of one read, checking names and dtypes."""
+    resolved = repository.resolve(features)
+    join_keys: dict[str, tuple[pl.DataType, str]] = {}
+    dtypes: dict[str, pl.DataType] = {}
+    owners: dict[str, str] = {}
+    view_plans = []
+    for view in resolved.views:
+        if not view.online:
+            raise FeatureReferenceError(
+                f"FeatureView {view.name!r} is offline only (online=False); set online=True and publish it"
+            )
+        for key, dtype in view.key_dtypes.items():
+            check_key_dtype(view, key, dtype)
+            known = join_keys.setdefault(key, (dtype, view.name))
+            if encoding.is_integer_key(known[0]) != encoding.is_integer_key(dtype):
+                raise FeatureReferenceError(
+                    f"join key {key!r} is {known[0]} in view {known[1]!r} but {dtype} in view {view.name!r}; "
+                    "request these views separately"
+                )
+            dtypes.setdefault(key, dtype)
+        names = resolved.features[view.name]
+        columns = tuple(f"{view.name}__{name}" if full_feature_names else name for name in names)
+        for column, name in zip(columns, names, strict=True):
+            if column in owners or column in join_keys:
+                other = "a join key" if column in join_keys else f"a feature of view {owners[column]!r}"
+                raise FeatureReferenceError(
+                    f"feature {name!r} of view {view.name!r} clashes with {other}; "
+                    "pass full_feature_names=True to name columns 'view__feature'"
+                )
+            owners[column] = view.name
+            dtypes[column] = view.fields_by_name[name].dtype
+        timestamp_column = f"{view.name}__event_timestamp"
+        dtypes[timestamp_column] = pl.Datetime("us", "UTC")
+        values_field = encoding.values_field(view).encode()
+        positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
+        before, after = encoding.key_affixes(key_prefix, view)
+        view_plans.append(
+            ViewPlan(
+                name=view.name,
+                join_keys=view.join_keys,
+                key_before=before,
+                key_after=after,
+                read_field=encoding.resp_bulk(values_field),
+                field=values_field,
+                splits=min(max(positions[name] for name in names) + 1, len(view.feature_names)),
+                indices=tuple(positions[name] - 1 for name in names),
+                decoders=tuple(encoding.packed_decoder(view.fields_by_name[name].dtype) for name in names),
+                column_decoders=tuple(
+                    encoding.packed_column_decoder(view.fields_by_name[name].dtype) for name in names
+                ),
+                columns=columns,
+                ttl_us=micros(view.ttl),
+                timestamp_column=timestamp_column,
+            )
+        )
+    references = features.features if isinstance(features, FeatureService) else _references(features)
+    names = [f"{r.view}__{r.feature}" if full_feature_names else r.feature for r in references]
+    return ReadPlan(
+        views=tuple(view_plans), join_keys=join_keys, feature_columns=tuple(dict.fromkeys(names)), dtypes=dtypes
+    )
+
+
+def _references(features: Sequence[str] | str) -> list[FeatureReference]:
+    return [FeatureReference.parse(f) for f in ([features] if isinstance(features, str) else features)]
