@@ -19,11 +19,16 @@ from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.sources import ParquetSource
 
 PARTITION_FILE = "data.parquet"
+QUARANTINE_FOLDER = "quarantine"
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
 
 
 class OfflineStore(ConfigurableResource):
-    """Parquet partitions laid out as `<root>/<view>/v<version>/date=YYYY-MM-DD/data.parquet`."""
+    """Parquet partitions laid out as `<root>/<view>/v<version>/date=YYYY-MM-DD/data.parquet`.
+
+    A partition that failed its blocking check is kept aside in `<root>/<view>/v<version>/quarantine/date=.../`,
+    which no reader of partitions looks at; writing the partition again after it passes removes it from there.
+    """
 
     root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding all Parquet.")
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://127.0.0.1:8333.")
@@ -103,9 +108,21 @@ class OfflineStore(ConfigurableResource):
         """Return the Parquet file of one daily partition."""
         return posixpath.join(self.view_root(view), f"date={day.isoformat()}", PARTITION_FILE)
 
+    def quarantine_path(self, view: FeatureView, day: date) -> str:
+        """Return where a partition that failed its blocking check is kept, beside the view's partitions."""
+        return posixpath.join(self.view_root(view), QUARANTINE_FOLDER, f"date={day.isoformat()}", PARTITION_FILE)
+
     def write_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
-        """Replace one partition with `frame` atomically; readers see the old file or the new one, never half."""
-        return self.write_file(self.partition_path(view, day), frame)
+        """Replace one partition with `frame` atomically and drop its quarantined copy, if any (a promotion)."""
+        path = self.write_file(self.partition_path(view, day), frame)
+        quarantined = self.quarantine_path(view, day)
+        if self.filesystem.exists(quarantined):
+            self.filesystem.rm(posixpath.dirname(quarantined), recursive=True)
+        return path
+
+    def quarantine_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
+        """Write rows that failed the blocking check aside; the partition readers see stays as it was."""
+        return self.write_file(self.quarantine_path(view, day), frame)
 
     def delete_partition(self, view: FeatureView, day: date) -> None:
         """Remove one partition if it exists."""

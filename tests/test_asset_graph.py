@@ -1,11 +1,14 @@
 """The demo code location's asset graph, pinned by a snapshot: keys, groups, partitions, checks, jobs, automation.
 
-A change that renames nothing in the UI leaves the snapshot unchanged. Update it on purpose with
+A change that renames nothing in the UI leaves the snapshot unchanged. The demo's views start on its first day,
+which moves with the calendar, so the snapshot names that day instead of a date. Update it on purpose with
 `./dev test tests/test_asset_graph.py --snapshot-update` and read the diff.
 """
 
 import dagster as dg
 from dagster import DailyPartitionsDefinition, PartitionsDefinition
+
+from feature_assets.demo.calendar import FIRST_DAY
 
 
 def describe_partitions(partitions: PartitionsDefinition | None) -> str | None:
@@ -13,7 +16,9 @@ def describe_partitions(partitions: PartitionsDefinition | None) -> str | None:
         return None
     if isinstance(partitions, DailyPartitionsDefinition):
         offset = f", end offset {partitions.end_offset}" if partitions.end_offset else ""
-        return f"daily {partitions.timezone} from {partitions.start.date().isoformat()}{offset}"
+        start = partitions.start.date()
+        since = "the demo's first day" if start == FIRST_DAY else start.isoformat()
+        return f"daily {partitions.timezone} from {since}{offset}"
     return repr(partitions)
 
 

@@ -1,16 +1,18 @@
 """The offline pipeline against a real S3-protocol server: same partitions as on a local folder."""
 
-from datetime import date
+from datetime import timedelta
 
 import dagster as dg
 import polars as pl
 
+from feature_assets.demo.calendar import FIRST_DAY
 from feature_assets.demo.data import DemoSize, write_demo_sources
 from feature_assets.demo.views import repository
 from feature_assets.orchestration.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
 
-START = date(2025, 3, 1)
+START = FIRST_DAY
+DAYS = [START + timedelta(days=offset) for offset in range(3)]
 
 
 def backfill(store: OfflineStore, days: int) -> dg.ExecuteInProcessResult:
@@ -20,7 +22,7 @@ def backfill(store: OfflineStore, days: int) -> dg.ExecuteInProcessResult:
         resources={"offline_store": store},
         tags={
             "dagster/asset_partition_range_start": START.isoformat(),
-            "dagster/asset_partition_range_end": date(2025, 3, days).isoformat(),
+            "dagster/asset_partition_range_end": DAYS[days - 1].isoformat(),
         },
     )
 
@@ -33,7 +35,7 @@ def test_materializing_views_on_s3_gives_the_same_partitions_as_local(s3_offline
         assert backfill(store, days=3).success
 
     for view in repository.views.values():
-        assert s3_offline_store.list_partitions(view) == [date(2025, 3, d) for d in (1, 2, 3)]
+        assert s3_offline_store.list_partitions(view) == DAYS
         for day in s3_offline_store.list_partitions(view):
             on_s3 = s3_offline_store.read_partition(view, day)
             assert on_s3.height > 0
@@ -41,4 +43,3 @@ def test_materializing_views_on_s3_gives_the_same_partitions_as_local(s3_offline
         whole = s3_offline_store.scan_partitions(view).select(pl.len()).collect().item()
         assert whole == local.scan_partitions(view).select(pl.len()).collect().item()
     assert s3_offline_store.partition_files(repository.views["driver_profile"])[0].startswith("s3://")
-

@@ -72,10 +72,24 @@ def test_written_features_read_back_in_request_order_with_status_and_event_time(
         offline_frame(
             views.driver_stats,
             [
-                {"driver_id": 7, "event_timestamp": event, "trips_today": 3, "rating": 4.5, "active": True,
-                 "city": "Lyon", "acceptance_rate": 0.75},
-                {"driver_id": 8, "event_timestamp": event, "trips_today": 9, "rating": 3.0, "active": False,
-                 "city": "Oslo", "acceptance_rate": 0.5},
+                {
+                    "driver_id": 7,
+                    "event_timestamp": event,
+                    "trips_today": 3,
+                    "rating": 4.5,
+                    "active": True,
+                    "city": "Lyon",
+                    "acceptance_rate": 0.75,
+                },
+                {
+                    "driver_id": 8,
+                    "event_timestamp": event,
+                    "trips_today": 9,
+                    "rating": 3.0,
+                    "active": False,
+                    "city": "Oslo",
+                    "acceptance_rate": 0.5,
+                },
             ],
         ),
     )
@@ -107,8 +121,12 @@ def test_written_features_read_back_in_request_order_with_status_and_event_time(
 
 def test_a_feature_service_reads_its_features_in_service_order(store):
     event = now()
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": event, "rating": 4.0, "trips_today": 2}]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(
+            views.driver_stats, [{"driver_id": 1, "event_timestamp": event, "rating": 4.0, "trips_today": 2}]
+        ),
+    )
     store.write_batch(
         views.driver_profile,
         offline_frame(views.driver_profile, [{"driver_id": 1, "event_timestamp": event, "vehicle_count": 3}]),
@@ -136,10 +154,14 @@ def test_entity_rows_may_be_a_dict_of_lists_or_a_polars_frame_and_keys_may_be_co
 
 def test_same_feature_name_in_two_views_needs_full_feature_names(store):
     event = now()
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": event, "city": "Lyon"}]))
-    store.write_batch(views.driver_profile, offline_frame(views.driver_profile, [
-        {"driver_id": 1, "event_timestamp": event, "city": "Nice"}]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(views.driver_stats, [{"driver_id": 1, "event_timestamp": event, "city": "Lyon"}]),
+    )
+    store.write_batch(
+        views.driver_profile,
+        offline_frame(views.driver_profile, [{"driver_id": 1, "event_timestamp": event, "city": "Nice"}]),
+    )
     features = ["driver_stats:city", "driver_profile:city"]
     with pytest.raises(FeatureReferenceError, match=r"'city' of view 'driver_profile'.*full_feature_names=True"):
         store.get_online_features(features, [{"driver_id": 1}])
@@ -160,20 +182,51 @@ def test_delete_entities_removes_their_values(store):
 ALL_TYPES_ROWS = [
     {
         "driver_id": 1,
-        "i8": -128, "i16": 32767, "i32": -(2**31), "i64": 2**63 - 1,
-        "u8": 255, "u16": 65535, "u32": 2**32 - 1, "u64": 2**64 - 1,
-        "f32": 0.1, "f64": -1e-300, "flag": True, "text": "naïve %{x}|y\r\n",
-        "day": date(1969, 7, 20), "moment": datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
-        "ints": [1, None, -3], "floats": [math.inf, -0.0, 2.5], "texts": ["", None, "\x00a", "é"],
-        "flags": [False, None, True], "days": [date(2000, 1, 1), None],
-        "moments": [datetime(1960, 1, 1, 0, 0, 0, 1, tzinfo=UTC)], "matrix": [[1, 2], None, [], [None]],
+        "i8": -128,
+        "i16": 32767,
+        "i32": -(2**31),
+        "i64": 2**63 - 1,
+        "u8": 255,
+        "u16": 65535,
+        "u32": 2**32 - 1,
+        "u64": 2**64 - 1,
+        "f32": 0.1,
+        "f64": -1e-300,
+        "flag": True,
+        "text": "naïve %{x}|y\r\n",
+        "day": date(1969, 7, 20),
+        "moment": datetime(2024, 2, 29, 23, 59, 59, 999999, tzinfo=UTC),
+        "ints": [1, None, -3],
+        "floats": [math.inf, -0.0, 2.5],
+        "texts": ["", None, "\x00a", "é"],
+        "flags": [False, None, True],
+        "days": [date(2000, 1, 1), None],
+        "moments": [datetime(1960, 1, 1, 0, 0, 0, 1, tzinfo=UTC)],
+        "matrix": [[1, 2], None, [], [None]],
     },
     {
         "driver_id": 2,
-        "i8": 0, "i16": 0, "i32": 0, "i64": 0, "u8": 0, "u16": 0, "u32": 0, "u64": 0,
-        "f32": -3.5, "f64": 1.0000000000000002, "flag": False, "text": "",
-        "day": date(1970, 1, 1), "moment": datetime(1970, 1, 1, tzinfo=UTC),
-        "ints": [], "floats": [], "texts": [], "flags": [], "days": [], "moments": [], "matrix": [],
+        "i8": 0,
+        "i16": 0,
+        "i32": 0,
+        "i64": 0,
+        "u8": 0,
+        "u16": 0,
+        "u32": 0,
+        "u64": 0,
+        "f32": -3.5,
+        "f64": 1.0000000000000002,
+        "flag": False,
+        "text": "",
+        "day": date(1970, 1, 1),
+        "moment": datetime(1970, 1, 1, tzinfo=UTC),
+        "ints": [],
+        "floats": [],
+        "texts": [],
+        "flags": [],
+        "days": [],
+        "moments": [],
+        "matrix": [],
     },
     {"driver_id": 3},
 ]
@@ -201,12 +254,18 @@ def test_the_embedded_server_keeps_an_entity_hash_compact(store, redis_client):
 
 
 def test_null_empty_string_and_missing_field_are_told_apart(store, redis_client):
-    store.write_batch(views.driver_counters, offline_frame(views.driver_counters, [
-        {"driver_id": 1, "event_timestamp": now(), "counter": 1, "label": ""},
-        {"driver_id": 2, "event_timestamp": now(), "counter": 1, "label": None},
-        {"driver_id": 3, "event_timestamp": now(), "counter": 1, "label": "kept"},
-        {"driver_id": 4, "event_timestamp": now(), "counter": 1, "label": "\x00a\x1fb\x1e1\x1e0\x1e\x1f"},
-    ]))
+    store.write_batch(
+        views.driver_counters,
+        offline_frame(
+            views.driver_counters,
+            [
+                {"driver_id": 1, "event_timestamp": now(), "counter": 1, "label": ""},
+                {"driver_id": 2, "event_timestamp": now(), "counter": 1, "label": None},
+                {"driver_id": 3, "event_timestamp": now(), "counter": 1, "label": "kept"},
+                {"driver_id": 4, "event_timestamp": now(), "counter": 1, "label": "\x00a\x1fb\x1e1\x1e0\x1e\x1f"},
+            ],
+        ),
+    )
     redis_client.hdel("fs:{i:3}:driver_counters:v1", values_field(views.driver_counters))
     response = store.get_online_features(["driver_counters:label"], [{"driver_id": e} for e in (1, 2, 3, 4)])
     assert response.to_dict()["label"] == ["", None, None, "\x00a\x1fb\x1e1\x1e0\x1e\x1f"]
@@ -214,10 +273,14 @@ def test_null_empty_string_and_missing_field_are_told_apart(store, redis_client)
 
 
 def test_integer_key_1_and_string_key_1_are_different_entities(store, redis_client):
-    store.write_batch(views.account_number_balance, offline_frame(views.account_number_balance, [
-        {"account_no": 1, "event_timestamp": now(), "balance": 10.0}]))
-    store.write_batch(views.account_balance, offline_frame(views.account_balance, [
-        {"account_id": "1", "event_timestamp": now(), "balance": 20.0}]))
+    store.write_batch(
+        views.account_number_balance,
+        offline_frame(views.account_number_balance, [{"account_no": 1, "event_timestamp": now(), "balance": 10.0}]),
+    )
+    store.write_batch(
+        views.account_balance,
+        offline_frame(views.account_balance, [{"account_id": "1", "event_timestamp": now(), "balance": 20.0}]),
+    )
     assert entity_key((1,)) != entity_key(("1",))
     assert redis_client.exists("fs:{i:1}:account_number_balance:v1", "fs:{s:1}:account_balance:v1") == 2
     by_number = store.get_online_features(["account_number_balance:balance"], [{"account_no": 1}])
@@ -272,16 +335,22 @@ def test_late_backfill_does_not_overwrite_fresher_push(store):
     backfill = counter_rows([1, 2, 3], fresh - timedelta(hours=1), 1, "backfill")
     assert store.write_batch(views.driver_counters, backfill) == 1
     assert read_counters(store, [1, 2, 3]) == {
-        "driver_id": [1, 2, 3], "counter": [2, 2, 1], "label": ["pushed", "pushed", "backfill"]
+        "driver_id": [1, 2, 3],
+        "counter": [2, 2, 1],
+        "label": ["pushed", "pushed", "backfill"],
     }
 
 
 def test_equal_event_times_are_decided_by_created_time_and_an_identical_rerun_changes_nothing(store):
     event = now()
-    first = offline_frame(views.driver_counters, [
-        {"driver_id": 1, "event_timestamp": event, "created_timestamp": event + timedelta(seconds=5), "counter": 5}])
-    second = offline_frame(views.driver_counters, [
-        {"driver_id": 1, "event_timestamp": event, "created_timestamp": event + timedelta(seconds=1), "counter": 1}])
+    first = offline_frame(
+        views.driver_counters,
+        [{"driver_id": 1, "event_timestamp": event, "created_timestamp": event + timedelta(seconds=5), "counter": 5}],
+    )
+    second = offline_frame(
+        views.driver_counters,
+        [{"driver_id": 1, "event_timestamp": event, "created_timestamp": event + timedelta(seconds=1), "counter": 1}],
+    )
     assert store.write_batch(views.driver_counters, first) == 1
     assert store.write_batch(views.driver_counters, second) == 0
     assert store.write_batch(views.driver_counters, first) == 0
@@ -290,9 +359,11 @@ def test_equal_event_times_are_decided_by_created_time_and_an_identical_rerun_ch
 
 def test_only_the_newest_row_of_an_entity_within_one_frame_is_written(store, redis_client):
     base = now() - timedelta(minutes=10)
-    frame = offline_frame(views.driver_counters, [
-        {"driver_id": 1, "event_timestamp": base + timedelta(minutes=m), "counter": m} for m in (3, 9, 1, 7)
-    ] + [{"driver_id": 2, "event_timestamp": base, "counter": 0}])
+    frame = offline_frame(
+        views.driver_counters,
+        [{"driver_id": 1, "event_timestamp": base + timedelta(minutes=m), "counter": m} for m in (3, 9, 1, 7)]
+        + [{"driver_id": 2, "event_timestamp": base, "counter": 0}],
+    )
     redis_client.config_resetstat()
     assert store.write_batch(views.driver_counters, frame) == 2
     assert read_counters(store, [1, 2])["counter"] == [9, 0]
@@ -356,8 +427,10 @@ def test_concurrent_out_of_order_writers_leave_exactly_the_newest_row_per_entity
 
 def test_keys_expire_at_event_time_plus_ttl(store, redis_client):
     event = now() - timedelta(hours=3)
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": event, "rating": 1.0}]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(views.driver_stats, [{"driver_id": 1, "event_timestamp": event, "rating": 1.0}]),
+    )
     expected_ms = (event + timedelta(days=1) - now()) / timedelta(milliseconds=1)
     assert abs(redis_client.pttl("fs:{i:1}:driver_stats:v1") - expected_ms) < 2000
 
@@ -365,34 +438,59 @@ def test_keys_expire_at_event_time_plus_ttl(store, redis_client):
 def test_an_older_write_neither_overwrites_nor_extends_a_key_life(store, redis_client):
     key = "fs:{i:1}:driver_stats:v1"
     fresh = now() - timedelta(hours=2)
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": fresh, "rating": 5.0}]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(views.driver_stats, [{"driver_id": 1, "event_timestamp": fresh, "rating": 5.0}]),
+    )
     redis_client.pexpire(key, 60_000)
-    assert store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": fresh - timedelta(hours=1), "rating": 1.0}])) == 0
+    assert (
+        store.write_batch(
+            views.driver_stats,
+            offline_frame(
+                views.driver_stats, [{"driver_id": 1, "event_timestamp": fresh - timedelta(hours=1), "rating": 1.0}]
+            ),
+        )
+        == 0
+    )
     assert 55_000 < redis_client.pttl(key) <= 60_000
     assert store.get_online_features(["driver_stats:rating"], [{"driver_id": 1}]).to_dict()["rating"] == [5.0]
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": fresh + timedelta(hours=1), "rating": 2.0}]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(
+            views.driver_stats, [{"driver_id": 1, "event_timestamp": fresh + timedelta(hours=1), "rating": 2.0}]
+        ),
+    )
     assert redis_client.pttl(key) > 20 * 3600 * 1000
 
 
 def test_rows_already_expired_at_write_time_are_skipped(store, redis_client):
     stale = now() - timedelta(days=1, minutes=1)
-    written = store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": 1, "event_timestamp": stale, "rating": 1.0},
-        {"driver_id": 2, "event_timestamp": now(), "rating": 2.0},
-    ]))
+    written = store.write_batch(
+        views.driver_stats,
+        offline_frame(
+            views.driver_stats,
+            [
+                {"driver_id": 1, "event_timestamp": stale, "rating": 1.0},
+                {"driver_id": 2, "event_timestamp": now(), "rating": 2.0},
+            ],
+        ),
+    )
     assert written == 1
     assert redis_client.exists("fs:{i:1}:driver_stats:v1") == 0
 
 
 def test_expired_values_read_as_expired_even_before_redis_evicts_them(store, redis_client):
     event = now() - timedelta(milliseconds=1700)
-    store.write_batch(views.short_lived, offline_frame(views.short_lived, [
-        {"driver_id": 1, "event_timestamp": event, "score": 1.0},
-        {"driver_id": 2, "event_timestamp": event, "score": 2.0},
-    ]))
+    store.write_batch(
+        views.short_lived,
+        offline_frame(
+            views.short_lived,
+            [
+                {"driver_id": 1, "event_timestamp": event, "score": 1.0},
+                {"driver_id": 2, "event_timestamp": event, "score": 2.0},
+            ],
+        ),
+    )
     redis_client.persist("fs:{i:1}:short_lived:v1")
     time.sleep(max(0.0, (event + timedelta(milliseconds=2100) - now()).total_seconds()))
     response = store.get_online_features(
@@ -439,9 +537,7 @@ def test_unknown_view_and_feature_errors_name_them(store):
 
 def test_a_missing_join_key_error_names_the_key_and_the_view(store):
     with pytest.raises(EntityFrameError, match=r"row 1 lacks join key 'destination' needed by view 'route_times'"):
-        store.get_online_features(
-            ["route_times:minutes_p50"], [{"origin": "a", "destination": "b"}, {"origin": "a"}]
-        )
+        store.get_online_features(["route_times:minutes_p50"], [{"origin": "a", "destination": "b"}, {"origin": "a"}])
     with pytest.raises(EntityFrameError, match=r"lacks join key column 'driver_id'"):
         store.write_batch(views.driver_counters, pl.DataFrame({"event_timestamp": [now()], "counter": [1]}))
 
@@ -517,8 +613,12 @@ def test_cluster_writes_and_reads_across_slots(redis_cluster_urls):
     event = now()
     entities = list(range(300))
     store.write_batch(views.driver_counters, counter_rows(entities, event, 3, "clustered"))
-    store.write_batch(views.driver_stats, offline_frame(views.driver_stats, [
-        {"driver_id": e, "event_timestamp": event, "rating": e / 10} for e in entities]))
+    store.write_batch(
+        views.driver_stats,
+        offline_frame(
+            views.driver_stats, [{"driver_id": e, "event_timestamp": event, "rating": e / 10} for e in entities]
+        ),
+    )
     assert all(master.dbsize() > 0 for master in masters)
     assert masters[0].cluster("KEYSLOT", "fs:{i:7}:driver_stats:v1") == masters[0].cluster(
         "KEYSLOT", "fs:{i:7}:driver_counters:v1"

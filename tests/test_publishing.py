@@ -11,12 +11,14 @@ import redis
 from feature_assets.compute.latest import latest_per_entity
 from feature_assets.language.asset_keys import online_asset_key, view_asset_key
 from feature_assets.orchestration.project import build_definitions
+from feature_assets.retrieval.point_in_time import get_historical_features
 from resources.embedded_redis import RedisServer
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 from tests.publishing_views import driver_quality, repository
 
 REPOSITORY = "tests.publishing_views:repository"
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 
 
 def at(day: int, hour: int) -> datetime:
@@ -150,15 +152,22 @@ def test_a_partition_failing_its_blocking_check_is_not_published(instance, offli
     assert online_values(online, [1]) == {1: (None, None)}
 
 
-def test_every_partition_of_a_range_backfill_is_published_once(instance, offline_store, online):
+def test_every_partition_of_a_range_backfill_is_published_once_in_one_run(instance, offline_store, online):
     for day in (5, 6, 7):
         write_day(offline_store, day, [(1, day, float(day - 3), f"city{day}")])
     defs = definitions(offline_store, online)
     assert materialize_view(defs, instance, "2025-01-05", "2025-01-07").success
     result = tick(defs, instance, cursor=None)
-    assert sorted(r.partition_key for r in result.run_requests) == ["2025-01-05", "2025-01-06", "2025-01-07"]
-    assert len({r.run_key for r in result.run_requests}) == 3
-    run_requests(defs, instance, result.run_requests)
+    (request,) = result.run_requests
+    assert request.partition_key is None
+    assert (request.tags[RANGE_START], request.tags[RANGE_END]) == ("2025-01-05", "2025-01-07")
+    (run,) = run_requests(defs, instance, result.run_requests)
+    assert run.success
+    assert sorted(e.partition for e in run.get_asset_materialization_events()) == [
+        "2025-01-05",
+        "2025-01-06",
+        "2025-01-07",
+    ]
     assert online_values(online, [1]) == {1: (4.0, "city7")}
 
 
@@ -185,7 +194,7 @@ def test_publishing_a_partition_that_failed_its_check_by_hand_is_refused(instanc
     )
     assert not run.success
     error = run.failure_data_for_node("online__driver_quality").error.cause
-    assert "has not passed its blocking schema check" in error.message
+    assert "2025-01-04 have not passed their blocking schema check" in error.message
 
 
 @pytest.fixture
@@ -232,3 +241,62 @@ def test_redis_down_fails_the_publish_run_and_a_rerun_after_recovery_publishes_e
     expected = {row["driver_id"]: (row["rating"], row["city"]) for row in latest.to_dicts()}
     assert online_values(store, sorted(expected)) == expected
     assert instance.get_materialized_partitions(online_asset_key(driver_quality)) == {"2025-01-10"}
+
+
+def test_a_30_partition_backfill_is_published_in_at_most_3_runs_and_a_second_tick_requests_nothing(
+    instance, offline_store, online
+):
+    days = range(1, 31)
+    for day in days:
+        write_day(offline_store, day, [(day, 6, 1.0 + day / 10, f"city{day}"), (100, day % 24, 1.0 + day / 10, "all")])
+    defs = definitions(offline_store, online)
+    assert materialize_view(defs, instance, "2025-01-01", "2025-01-30").success
+
+    first = tick(defs, instance, cursor=None)
+    assert 1 <= len(first.run_requests) <= 3
+    runs = run_requests(defs, instance, first.run_requests)
+    assert all(run.success for run in runs)
+    published = [e.partition for run in runs for e in run.get_asset_materialization_events()]
+    assert sorted(published) == [f"2025-01-{day:02d}" for day in days]
+    expected = {day: (1.0 + day / 10, f"city{day}") for day in days} | {100: (4.0, "all")}
+    assert online_values(online, sorted(expected)) == expected
+
+    assert tick(defs, instance, cursor=first.cursor).run_requests == []
+    assert tick(defs, instance, cursor=None).run_requests == [], "a fresh sensor reads what is already published"
+
+
+def test_a_failing_rerun_is_quarantined_and_readers_keep_the_partition_that_passed(
+    instance, offline_store, online, redis_client
+):
+    write_day(offline_store, 3, [(1, 8, 4.0, "oslo"), (2, 9, 3.0, "bergen")])
+    defs = definitions(offline_store, online)
+    assert materialize_view(defs, instance, "2025-01-03").success
+    run_requests(defs, instance, tick(defs, instance, cursor=None).run_requests)
+    entities = pl.DataFrame({"driver_id": [1, 2], "event_timestamp": [at(3, 23), at(3, 23)]})
+    features = ["driver_quality:rating", "driver_quality:city"]
+    training = get_historical_features(entities, features, repository=repository, offline_store=offline_store)
+    passed_rows = offline_store.read_partition(driver_quality, date(2025, 1, 3))
+
+    write_day(offline_store, 3, [(1, 8, 4.0, "oslo"), (2, 9, 9.9, "bergen")])
+    failed = materialize_view(defs, instance, "2025-01-03")
+    assert not failed.success
+    (evaluation,) = [e for e in failed.get_asset_check_evaluations() if e.check_name == "schema"]
+    quarantined = evaluation.metadata["quarantine_path"].value
+    assert quarantined == offline_store.quarantine_path(driver_quality, date(2025, 1, 3))
+    assert pl.read_parquet(quarantined)["rating"].to_list() == [4.0, 9.9]
+    (materialization,) = failed.get_asset_materialization_events()
+    assert materialization.materialization.metadata["quarantined"].value is True
+    assert offline_store.read_partition(driver_quality, date(2025, 1, 3)).equals(passed_rows)
+    assert get_historical_features(entities, features, repository=repository, offline_store=offline_store).equals(
+        training
+    )
+    assert tick(defs, instance, cursor=None).run_requests == []
+    assert online_values(online, [1, 2]) == {1: (4.0, "oslo"), 2: (3.0, "bergen")}
+
+    write_day(offline_store, 3, [(1, 8, 4.0, "oslo"), (2, 10, 4.9, "bergen")])
+    assert materialize_view(defs, instance, "2025-01-03").success, "re-running after the fix promotes it"
+    assert not offline_store.filesystem.exists(quarantined)
+    assert offline_store.read_partition(driver_quality, date(2025, 1, 3))["rating"].to_list() == [4.0, 4.9]
+    (request,) = tick(defs, instance, cursor=None).run_requests
+    assert all(run.success for run in run_requests(defs, instance, [request]))
+    assert online_values(online, [1, 2]) == {1: (4.0, "oslo"), 2: (4.9, "bergen")}

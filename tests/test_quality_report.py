@@ -1,6 +1,5 @@
 """The plain-text quality report: latest partition, check results and statistics read from a real instance."""
 
-
 from feature_assets.orchestration.project import build_definitions
 from feature_assets.serving.cli.quality import main, quality_report
 from resources.offline_store import OfflineStore

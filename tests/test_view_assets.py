@@ -174,9 +174,9 @@ def test_materialization_metadata_has_row_count_schema_lineage_and_statistics(st
         (row(7, at(7, 9), rating=9.5), "rating", "less_than_or_equal_to(5.0)"),
         (row(7, at(7, 9), rating=None), "rating", "not_nullable"),
         (row(7, at(7, 9), vehicle="bike"), "vehicle", "isin(['car', 'van'])"),
-        (row(1, at(7, 8)), "<frame>", "multiple_fields_uniqueness"),
+        (row(1, at(7, 8), rating=3.0), "<frame>", "multiple_fields_uniqueness"),
     ],
-    ids=["out_of_range", "null_in_non_null_field", "not_an_allowed_value", "duplicate_keys"],
+    ids=["out_of_range", "null_in_non_null_field", "not_an_allowed_value", "same_identity_other_values"],
 )
 def test_a_bad_partition_fails_the_blocking_check_with_the_failing_rows_in_metadata(
     store, instance, bad_row, column, check

@@ -10,7 +10,6 @@ import pytest
 from feature_assets import Entity, FeatureRepository, FeatureView, Field, ParquetSource
 from feature_assets.language.asset_keys import online_asset_key
 from feature_assets.language.quality_policy import QualityPolicy
-from feature_assets.orchestration.consistency_check import build_consistency_check
 from feature_assets.orchestration.online_assets import build_online_asset
 from feature_assets.orchestration.view_assets import build_view_asset
 from resources.offline_store import OfflineStore
@@ -142,7 +141,7 @@ def test_the_consistency_check_detects_a_value_changed_directly_in_redis(store, 
     store.write_file("raw/driver_days/0.parquet", day_rows(0, seed=3, rows=50))
     online = RedisOnlineStore(url=redis_url, repository="tests.test_warning_checks:repository")
     resources = {"offline_store": store, "online_store": online}
-    assets = [build_view_asset(feature_view), build_online_asset(feature_view), build_consistency_check(feature_view)]
+    assets = [build_view_asset(feature_view), build_online_asset(feature_view)]
     partition = BASE_DAY.date().isoformat()
     first = dg.materialize(assets, instance=instance, resources=resources, partition_key=partition)
     (clean,) = [e for e in first.get_asset_check_evaluations() if e.check_name == "consistency"]

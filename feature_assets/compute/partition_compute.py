@@ -1,5 +1,6 @@
 """Computing one daily partition of a feature view from its source, as exact offline rows."""
 
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
@@ -11,8 +12,21 @@ from feature_assets.language.feature_view import FeatureView
 from resources.offline_store import OfflineStore, day_bounds
 
 
-def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date) -> pl.DataFrame:
-    """Return the view's rows whose event time falls in the UTC `day`, sorted by keys and event time."""
+@dataclass(frozen=True)
+class PartitionRows:
+    """A computed partition: its rows, and how many exact duplicate rows were collapsed into them."""
+
+    rows: pl.DataFrame
+    duplicates_collapsed: int
+
+
+def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date) -> PartitionRows:
+    """Return the view's rows whose event time falls in the UTC `day`, sorted by identity, duplicates collapsed.
+
+    A row's identity is (join keys, event_timestamp, created_timestamp). Exact duplicate rows (a snapshot exported
+    twice) collapse to one; rows that share an identity but differ in a value stay, for the schema check to refuse.
+    Windowed aggregations emit one row per entity and step, so they have no duplicates to look for.
+    """
     start, end = day_bounds(day, view.lookback)
     events = normalize_source(view, offline_store.scan_source(view.source, start, end))
     if view.aggregations:
@@ -22,12 +36,16 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
     else:
         rows = events
     day_start, day_end = day_bounds(day)
-    return (
+    frame = (
         _select_output(view, rows)
         .filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
-        .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True)
+        .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True, maintain_order=True)
         .collect()
     )
+    if view.aggregations:
+        return PartitionRows(frame, 0)
+    unique = frame.unique(maintain_order=True)
+    return PartitionRows(unique, frame.height - unique.height)
 
 
 def _select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:

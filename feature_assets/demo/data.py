@@ -7,15 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import polars as pl
 
+from feature_assets.demo.calendar import DEMO_DAYS, HISTORY_DAYS, demo_days
 from resources.offline_store import OfflineStore
 
 SIGNUP_REFERENCE = date(2025, 1, 1)
-
-
-def demo_days(days: int, today: date | None = None) -> tuple[date, date]:
-    """Return the first and last day of a demo that ends yesterday (UTC), so online values are fresh."""
-    last = (today or datetime.now(UTC).date()) - timedelta(days=1)
-    return last - timedelta(days=days - 1), last
 
 
 @dataclass(frozen=True)
@@ -23,7 +18,7 @@ class DemoSize:
     """How much raw data to generate."""
 
     trips: int = 100_000
-    days: int = 14
+    days: int = DEMO_DAYS
     drivers: int = 500
     customers: int = 2_000
 
@@ -92,19 +87,24 @@ def generate_customer_snapshots(size: DemoSize, day: date, seed: int) -> pl.Data
 
 
 def write_demo_sources(offline_store: OfflineStore, size: DemoSize, start: date) -> dict[str, int]:
-    """Write the raw sources for `size.days` days from `start` under the offline root; return row counts."""
+    """Write the raw sources for `size.days` days from `start` under the offline root; return row counts.
+
+    Trips also cover the `HISTORY_DAYS` before `start` at the same daily rate, so the trip windows are full from the
+    first day on; the labels (`trip_outcomes`) and the snapshots cover only the demo's days.
+    """
     per_day = np.full(size.days, size.trips // size.days)
     per_day[: size.trips % size.days] += 1
-    counts = {"trips": 0, "driver_snapshots": 0, "customer_snapshots": 0}
-    for index in range(size.days):
+    counts = {"trips": 0, "trip_outcomes": 0, "driver_snapshots": 0, "customer_snapshots": 0}
+    for index in range(-HISTORY_DAYS, size.days):
         day = start + timedelta(days=index)
         seed = 1_000 + index
         stamp = day.isoformat()
-        frames = {
-            "trips": generate_trips(size, day, int(per_day[index]), seed),
-            "driver_snapshots": generate_driver_snapshots(size, day, seed),
-            "customer_snapshots": generate_customer_snapshots(size, day, seed),
-        }
+        trips = generate_trips(size, day, int(per_day[index % size.days]), seed)
+        frames = {"trips": trips}
+        if index >= 0:
+            frames["trip_outcomes"] = trips
+            frames["driver_snapshots"] = generate_driver_snapshots(size, day, seed)
+            frames["customer_snapshots"] = generate_customer_snapshots(size, day, seed)
         for name, frame in frames.items():
             offline_store.write_file(f"raw/{name}/{stamp}.parquet", frame)
             counts[name] += frame.height

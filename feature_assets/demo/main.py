@@ -3,18 +3,23 @@
 import argparse
 import os
 import warnings
-from datetime import date
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import polars as pl
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
-from feature_assets.demo.data import DemoSize, demo_days, write_demo_sources
+from feature_assets.demo.calendar import DEMO_DAYS, HISTORY_DAYS, demo_days
+from feature_assets.demo.data import DemoSize, write_demo_sources
 from feature_assets.demo.views import repository
 from feature_assets.demo.views.training_sets import trip_completion
 from feature_assets.language.asset_keys import schema_check_key, training_set_asset_key
-from feature_assets.orchestration.project import MATERIALIZE_VIEWS_JOB, build_definitions
+from feature_assets.language.feature_service import FeatureService
+from feature_assets.orchestration.jobs import materialize_views_over
+from feature_assets.orchestration.project import build_definitions
 from resources.offline_store import OfflineStore
+from resources.online_response import OnlineResponse
 from resources.online_store import RedisOnlineStore, embedded_url
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -28,28 +33,12 @@ def demo_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def materialize_views(
-    defs: dg.Definitions, instance: dg.DagsterInstance, first: date, last: date
-) -> dg.ExecuteInProcessResult:
-    """Backfill every feature view from `first` to `last` in one run."""
-    job = defs.resolve_job_def(MATERIALIZE_VIEWS_JOB)
-    return job.execute_in_process(
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": first.isoformat(),
-            "dagster/asset_partition_range_end": last.isoformat(),
-        },
-        run_config=QUIET_RUN,
-        raise_on_error=False,
-    )
-
-
-def publish_online(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[int, int]:
-    """Tick the publishing sensor once and run what it requests; return (requested, succeeded)."""
+def publish_online(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[int, int, int]:
+    """Tick the publishing sensor once and run what it requests; return (runs requested, succeeded, partitions)."""
     sensor = defs.resolve_sensor_def("publish_online")
     result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs))
     job = defs.resolve_implicit_global_asset_job_def()
-    succeeded = 0
+    succeeded = partitions = 0
     for request in result.run_requests:
         run = job.execute_in_process(
             instance=instance,
@@ -60,7 +49,8 @@ def publish_online(defs: dg.Definitions, instance: dg.DagsterInstance) -> tuple[
             raise_on_error=False,
         )
         succeeded += run.success
-    return len(result.run_requests), succeeded
+        partitions += len(run.get_asset_materialization_events())
+    return len(result.run_requests), succeeded, partitions
 
 
 def report_views(offline_store: OfflineStore, instance: dg.DagsterInstance) -> list[str]:
@@ -78,40 +68,84 @@ def report_views(offline_store: OfflineStore, instance: dg.DagsterInstance) -> l
     return lines
 
 
+def online_values_with_age(
+    service: FeatureService, response: OnlineResponse, keys: Sequence[str], now: datetime
+) -> pl.DataFrame:
+    """Return an online read as one row per entity and feature, with the value's age (now - its event time)."""
+    columns = response.to_dict()
+    rows = []
+    for index in range(len(columns[keys[0]])):
+        entity = ", ".join(f"{key}={columns[key][index]}" for key in keys)
+        for reference in service.features:
+            event_time = columns[f"{reference.view}__event_timestamp"][index]
+            rows.append(
+                {
+                    "entity": entity,
+                    "feature": str(reference),
+                    "value": _value(columns[reference.feature][index]),
+                    "status": response.statuses[reference.feature][index],
+                    "age": _age(now - event_time) if event_time is not None else "-",
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+def _value(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _age(age: timedelta) -> str:
+    minutes = int(age.total_seconds() // 60)
+    return f"{minutes // 60}h {minutes % 60:02d}m"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the demo end to end on the embedded defaults (or OFFLINE_ROOT/REDIS_URL when set)."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--rows", type=lambda s: int(s.replace("_", "")), default=DemoSize.trips)
-    parser.add_argument("--days", type=int, default=DemoSize.days)
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=DemoSize.days,
+        help=f"days to materialize, ending yesterday (views cover {DEMO_DAYS})",
+    )
     arguments = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=dg.PreviewWarning)
     warnings.filterwarnings("ignore", category=dg.BetaWarning)
 
     offline_store = OfflineStore.from_env()
     size = DemoSize(trips=arguments.rows, days=arguments.days)
-    print(f"1. generating {size.trips:,} trips over {size.days} days under {offline_store.resolve('raw')}")
     first, last = demo_days(size.days)
+    print(
+        f"1. generating {size.trips:,} trips over {size.days} days, plus {HISTORY_DAYS} days of trips before them "
+        f"for the windows, under {offline_store.resolve('raw')}"
+    )
     counts = write_demo_sources(offline_store, size, first)
     print("   " + ", ".join(f"{name}: {rows:,} rows" for name, rows in counts.items()))
 
     online_store = RedisOnlineStore.from_env()
     defs = build_definitions(repository, offline_store, online_store, training_sets=[trip_completion])
     instance = demo_instance()
-    print(f"2. materializing {len(repository.views)} feature views, {first} to {last}, in one run")
-    result = materialize_views(defs, instance, first, last)
-    print(f"   run {result.run_id}: {'success' if result.success else 'FAILED'}")
+    views = list(repository.views.values())
+    print(f"2. materializing {len(views)} feature views, {first} to {last}, one run per start date")
+    results = materialize_views_over(defs, views, instance, first, last, run_config=QUIET_RUN)
+    for result in results:
+        print(f"   run {result.run_id} ({result.job_def.name}): {'success' if result.success else 'FAILED'}")
     for line in report_views(offline_store, instance):
         print(line)
 
-    requested, published = publish_online(defs, instance)
+    requested, succeeded, partitions = publish_online(defs, instance)
     redis_url = os.environ.get("REDIS_URL") or embedded_url()
-    print(f"3. publishing sensor requested {requested} online partitions; {published} published to {redis_url}")
+    print(
+        f"3. publishing sensor requested {requested} runs; {succeeded} succeeded, "
+        f"publishing {partitions} partitions to {redis_url}"
+    )
     service = repository.services["trip_ranking"]
     entity_rows = [{"driver_id": d, "customer_id": c} for d, c in ((1, 1), (2, 7), (3, 42))]
-    response = online_store.get_online_features(service, entity_rows)
-    with pl.Config(tbl_cols=-1, tbl_width_chars=160):
+    response = online_store.get_online_features(service, entity_rows, include_timestamps=True)
+    with pl.Config(tbl_rows=-1, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
         print(f"   online read of feature service {service.name!r} for {len(entity_rows)} entities:")
-        print(response.to_polars())
+        print(online_values_with_age(service, response, ["driver_id", "customer_id"], datetime.now(UTC)))
 
     training = defs.resolve_implicit_global_asset_job_def().execute_in_process(
         instance=instance,
@@ -127,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     with pl.Config(tbl_cols=-1, tbl_width_chars=160):
         print(training_frame.drop("trip_id", "distance_km", "fare").tail(3))
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
-    if not result.success or published != requested or not training.success:
+    materialized = bool(results) and all(result.success for result in results)
+    if not materialized or succeeded != requested or not training.success:
         raise SystemExit(1)
 
 

@@ -2,23 +2,21 @@
 
 from collections.abc import Sequence
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import Definitions
 
 from feature_assets.language.repository import FeatureRepository
 from feature_assets.language.training_set import TrainingSet
 from feature_assets.orchestration.alert_sensor import build_alert_sensor
-from feature_assets.orchestration.consistency_check import build_consistency_check
 from feature_assets.orchestration.freshness import build_freshness_checks, build_freshness_sensor
+from feature_assets.orchestration.jobs import build_materialize_jobs
 from feature_assets.orchestration.online_assets import build_online_asset
 from feature_assets.orchestration.publishing import build_publishing_sensor
 from feature_assets.orchestration.schedules import build_daily_schedules
 from feature_assets.orchestration.training_assets import build_training_set_asset
-from feature_assets.orchestration.view_assets import FEATURES_GROUP, build_source_specs, build_view_asset
+from feature_assets.orchestration.view_assets import build_source_specs, build_view_asset
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
-
-MATERIALIZE_VIEWS_JOB = "materialize_feature_views"
 
 
 def build_definitions(
@@ -33,11 +31,6 @@ def build_definitions(
     online_views = [view for view in views if view.online]
     view_assets = {view.name: build_view_asset(view) for view in views}
     freshness_checks = build_freshness_checks(view_assets, views)
-    materialize_views = define_asset_job(
-        MATERIALIZE_VIEWS_JOB,
-        selection=AssetSelection.groups(FEATURES_GROUP) - AssetSelection.checks(*freshness_checks),
-        description="Compute and check feature view partitions (freshness is judged by its own sensor)",
-    )
     return Definitions(
         assets=[
             *build_source_specs(views),
@@ -45,8 +38,8 @@ def build_definitions(
             *(build_online_asset(view) for view in online_views),
             *(build_training_set_asset(training_set, repository) for training_set in training_sets),
         ],
-        asset_checks=[*freshness_checks, *(build_consistency_check(view) for view in online_views)],
-        jobs=[materialize_views],
+        asset_checks=freshness_checks,
+        jobs=build_materialize_jobs(views, excluded_checks=freshness_checks),
         schedules=build_daily_schedules(views),
         sensors=[
             *([build_publishing_sensor(views)] if online_views else []),

@@ -5,13 +5,9 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 
 from dagster import (
-    AssetCheckEvaluation,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     AssetMaterialization,
-    AssetRecordsFilter,
     AssetsDefinition,
     AssetSpec,
     BackfillPolicy,
@@ -25,14 +21,13 @@ from dagster import (
     TableSchema,
     asset,
 )
-from dagster._core.definitions.asset_checks.asset_check_evaluation import (
-    AssetCheckEvaluationTargetMaterializationData,
-)
 
 from feature_assets.compute.partition_compute import compute_partition
 from feature_assets.language.asset_keys import SCHEMA_CHECK, source_asset_key, view_asset_key
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.orchestration.check_evaluations import check_evaluation, materialization_just_recorded
 from feature_assets.orchestration.partitions import daily_partitions
+from feature_assets.quality.gate import QUARANTINED
 from feature_assets.quality.schema_validation import schema_outcome, validate_partition
 from feature_assets.quality.statistics import (
     category_shares,
@@ -166,9 +161,18 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
         for partition_key in context.partition_keys:
             started = time.perf_counter()
             day = date.fromisoformat(partition_key)
-            frame = compute_partition(view, offline_store, day)
+            computed = compute_partition(view, offline_store, day)
+            frame = computed.rows
             report = validate_partition(view, frame)
-            path = offline_store.write_partition(view, day, frame)
+            if report.passed:
+                path = offline_store.write_partition(view, day, frame)
+            else:
+                path = offline_store.quarantine_partition(view, day, frame)
+                context.log.error(
+                    f"{view.name} {partition_key}: {report.failing_rows} of {report.rows} rows fail the schema; "
+                    f"the rows are quarantined at {path} and the partition readers see is unchanged. Fix the "
+                    f"source and materialize {partition_key} again to replace it."
+                )
             if frame.is_empty():
                 context.log.warning(
                     f"{view.name} {partition_key}: no rows; source {view.source.name!r} ({view.source.path}) "
@@ -179,6 +183,8 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
             metadata = {
                 "dagster/row_count": frame.height,
                 "path": MetadataValue.path(path),
+                QUARANTINED: not report.passed,
+                "duplicate_rows_collapsed": computed.duplicates_collapsed,
                 "dagster/column_lineage": column_lineage,
                 "seconds": round(time.perf_counter() - started, 3),
                 **statistics_metadata(statistics, shares, numeric_summaries(view, frame)),
@@ -188,41 +194,16 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
                 yield Output(None, metadata=metadata)
             else:
                 yield AssetMaterialization(asset_key=key, partition=partition_key, metadata=metadata)
-            target = _materialization_just_recorded(context, key, partition_key)
+            target = materialization_just_recorded(context, key, partition_key)
             outcomes = {
-                SCHEMA_CHECK: schema_outcome(report),
+                SCHEMA_CHECK: schema_outcome(report, quarantine_path=None if report.passed else path),
                 NULL_RATE_CHECK: null_rate_outcome(view, statistics),
                 ROW_COUNT_CHECK: row_count_outcome(view, frame.height, baseline),
                 DRIFT_CHECK: drift_outcome(view, frame, shares, baseline),
             }
             for name, outcome in outcomes.items():
-                blocking = name == SCHEMA_CHECK
-                yield AssetCheckEvaluation(
-                    asset_key=key,
-                    check_name=name,
-                    passed=outcome.passed,
-                    metadata=outcome.metadata,
-                    partition=partition_key,
-                    blocking=blocking,
-                    severity=AssetCheckSeverity.ERROR if blocking else AssetCheckSeverity.WARN,
-                    target_materialization_data=target,
-                    description=outcome.description,
-                )
+                yield check_evaluation(key, name, outcome, partition_key, target, blocking=name == SCHEMA_CHECK)
         for spec in check_specs:
             yield Output(None, output_name=context.assets_def.get_output_name_for_asset_check_key(spec.key))
 
     return feature_view_asset
-
-
-def _materialization_just_recorded(
-    context: AssetExecutionContext, key: AssetKey, partition_key: str
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    """Return the storage id and run of the partition's newest materialization, which checks point at."""
-    records = context.instance.fetch_materializations(
-        AssetRecordsFilter(asset_key=key, asset_partitions=[partition_key]), limit=1
-    ).records
-    if not records:
-        return None
-    return AssetCheckEvaluationTargetMaterializationData(
-        run_id=records[0].run_id, storage_id=records[0].storage_id, timestamp=records[0].timestamp
-    )

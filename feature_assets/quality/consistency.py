@@ -4,23 +4,31 @@ import zlib
 from datetime import UTC, datetime
 
 import polars as pl
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+from dagster import MetadataValue
 
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.quality.check_outcome import CheckOutcome
 from resources.online_response import PRESENT
 from resources.online_store import RedisOnlineStore
 
 EXAMPLES = 10
 
 
+CONSISTENCY_CHECK = "consistency"
+CONSISTENCY_DESCRIPTION = (
+    "Samples entities of the published partition and compares Redis with the offline store; an online value "
+    "may be newer (a later partition or a push) but never older or different at the same event time."
+)
+
+
 def compare_online_offline(
     view: FeatureView, offline: pl.DataFrame, online_store: RedisOnlineStore, partition_key: str
-) -> AssetCheckResult:
-    """Return the check result for a seeded sample of `offline` (latest rows per entity) against Redis."""
+) -> CheckOutcome:
+    """Return the outcome for a seeded sample of `offline` (latest rows per entity) against Redis."""
     policy = view.quality
     sample = offline.sample(n=min(policy.consistency_sample, offline.height), seed=zlib.crc32(partition_key.encode()))
     if sample.is_empty():
-        return AssetCheckResult(passed=True, severity=AssetCheckSeverity.WARN, description="nothing published")
+        return CheckOutcome(True, "nothing published")
     features = [f"{view.name}:{name}" for name in view.feature_names]
     response = online_store.get_online_features(
         features, sample.select(view.join_keys).to_dicts(), include_timestamps=True, full_feature_names=True
@@ -59,12 +67,10 @@ def compare_online_offline(
     }
     if mismatches:
         metadata["examples"] = MetadataValue.md(_examples_table(mismatches[:EXAMPLES]))
-    passed = rate <= policy.max_mismatch_rate
-    return AssetCheckResult(
-        passed=passed,
-        severity=AssetCheckSeverity.WARN,
-        metadata=metadata,
-        description=f"{len(mismatches)} of {compared} sampled entities differ online ({rate:.1%})",
+    return CheckOutcome(
+        rate <= policy.max_mismatch_rate,
+        f"{len(mismatches)} of {compared} sampled entities differ online ({rate:.1%})",
+        metadata,
     )
 
 

@@ -8,6 +8,9 @@ from dagster._core.event_api import PartitionKeyFilter
 from feature_assets.language.asset_keys import schema_check_key, view_asset_key
 from feature_assets.language.feature_view import FeatureView
 
+QUARANTINED = "quarantined"
+"""Materialization metadata key: True when the partition failed its blocking check and was written to quarantine."""
+
 
 class GateStatus(Enum):
     """The schema check's verdict on one materialization of a partition."""
@@ -33,11 +36,12 @@ def schema_check_status(
     return GateStatus.PASSED if evaluation.passed else GateStatus.FAILED
 
 
-def partition_passed_schema_check(instance: DagsterInstance, view: FeatureView, partition_key: str) -> bool:
-    """Return whether the partition's latest materialization passed its blocking schema check."""
+def passed_materialization(instance: DagsterInstance, view: FeatureView, partition_key: str) -> int | None:
+    """Return the storage id of the partition's latest materialization if it passed its blocking check, else None."""
     latest = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=view_asset_key(view), asset_partitions=[partition_key]), limit=1
     ).records
     if not latest:
-        return False
-    return schema_check_status(instance, view, partition_key, latest[0].storage_id) is GateStatus.PASSED
+        return None
+    passed = schema_check_status(instance, view, partition_key, latest[0].storage_id) is GateStatus.PASSED
+    return latest[0].storage_id if passed else None

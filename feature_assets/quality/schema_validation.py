@@ -15,7 +15,11 @@ SAMPLE_SIZE = 20
 
 
 def pandera_schema(view: FeatureView) -> pa.DataFrameSchema:
-    """Return the view's Pandera schema: dtypes, nullability, ranges, allowed values, unique (keys, event time)."""
+    """Return the view's Pandera schema: dtypes, nullability, ranges, allowed values, unique row identity.
+
+    A row's identity is (join keys, event_timestamp, created_timestamp): a correction shares the keys and event time
+    of the row it corrects and has a later created time; two rows of one identity with different values conflict.
+    """
     columns: dict[str, pa.Column] = {
         key: pa.Column(dtype, nullable=False, description=f"join key of {view.name}")
         for key, dtype in view.key_dtypes.items()
@@ -28,7 +32,7 @@ def pandera_schema(view: FeatureView) -> pa.DataFrameSchema:
         )
     return pa.DataFrameSchema(
         columns,
-        unique=[*view.join_keys, "event_timestamp"],
+        unique=[*view.join_keys, "event_timestamp", "created_timestamp"],
         strict=True,
         name=view.name,
     )
@@ -104,11 +108,13 @@ def _single_failure(error: SchemaError) -> pl.DataFrame:
     )
 
 
-def schema_outcome(report: ValidationReport) -> CheckOutcome:
-    """Return the blocking schema check's outcome with the failing rows' sample as metadata."""
+def schema_outcome(report: ValidationReport, quarantine_path: str | None = None) -> CheckOutcome:
+    """Return the blocking schema check's outcome with the failing rows' sample (and quarantine path) as metadata."""
     metadata: dict[str, object] = {"rows": report.rows, "failing_rows": report.failing_rows}
     if report.passed:
         return CheckOutcome(True, f"all {report.rows} rows match the schema", metadata)
+    if quarantine_path is not None:
+        metadata["quarantine_path"] = MetadataValue.path(quarantine_path)
     metadata["failures"] = report.failures
     metadata["failures_by_check"] = MetadataValue.json(report.failures_by_check())
     metadata["failing_rows_sample"] = MetadataValue.md(_markdown_table(report))

@@ -12,6 +12,7 @@ from feature_assets.language.asset_keys import view_asset_key
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.quality.check_outcome import CheckOutcome
 from feature_assets.quality.drift import CdfSummary, numeric_drift, population_stability_index
+from feature_assets.quality.gate import QUARANTINED
 from feature_assets.quality.statistics import is_categorical
 
 NULL_RATE_CHECK = "null_rate"
@@ -35,7 +36,10 @@ class Baseline:
 
 
 def load_baseline(instance: DagsterInstance, view: FeatureView, partition_key: str) -> Baseline:
-    """Read the latest materialization metadata of the partitions before `partition_key` (up to the policy's N)."""
+    """Read the metadata of the partitions before `partition_key` (up to the policy's N) that readers see.
+
+    Per partition that is its latest materialization that was not quarantined.
+    """
     day = date.fromisoformat(partition_key)
     keys = [(day - timedelta(days=i)).isoformat() for i in range(1, view.quality.baseline_partitions + 1)]
     records = instance.fetch_materializations(
@@ -43,8 +47,12 @@ def load_baseline(instance: DagsterInstance, view: FeatureView, partition_key: s
     ).records
     latest: dict[str, Mapping[str, object]] = {}
     for record in records:
-        if record.partition_key not in latest and record.asset_materialization is not None:
-            latest[record.partition_key] = record.asset_materialization.metadata
+        materialization = record.asset_materialization
+        if record.partition_key in latest or materialization is None:
+            continue
+        quarantined = materialization.metadata.get(QUARANTINED)
+        if quarantined is None or not quarantined.value:
+            latest[record.partition_key] = materialization.metadata
     partitions = tuple(sorted(latest))
     row_counts = tuple(
         int(latest[p]["dagster/row_count"].value) for p in partitions if "dagster/row_count" in latest[p]

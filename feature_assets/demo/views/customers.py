@@ -3,6 +3,7 @@
 import polars as pl
 
 from feature_assets import FeatureView, Field, ParquetSource
+from feature_assets.demo.calendar import FIRST_DAY
 from feature_assets.demo.views.entities import customer
 
 customer_snapshots = ParquetSource(
@@ -39,5 +40,5 @@ customer_profile = FeatureView(
     owner="team:growth",
     tags={"domain": "customers"},
     description="Customer spend and tenure features",
-    start_date="2025-01-01",
+    start_date=FIRST_DAY,
 )

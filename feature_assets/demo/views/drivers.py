@@ -3,6 +3,7 @@
 import polars as pl
 
 from feature_assets import Aggregation, FeatureView, Field, ParquetSource
+from feature_assets.demo.calendar import FIRST_DAY
 from feature_assets.demo.views.entities import driver
 from feature_assets.demo.views.sources import trips
 
@@ -28,7 +29,7 @@ driver_profile = FeatureView(
     owner="team:marketplace",
     tags={"domain": "drivers", "tier": "gold"},
     description="Latest driver profile as exported each day",
-    start_date="2025-01-01",
+    start_date=FIRST_DAY,
 )
 
 driver_trip_stats = FeatureView(
@@ -47,9 +48,9 @@ driver_trip_stats = FeatureView(
         Aggregation("customer_id", "count_distinct", "7d", name="customers_7d"),
     ],
     step="1h",
-    ttl="1d",
+    ttl="2d",
     owner="team:marketplace",
     tags={"domain": "drivers"},
     description="Hourly trailing-window statistics of each driver's trips",
-    start_date="2025-01-01",
+    start_date=FIRST_DAY,
 )

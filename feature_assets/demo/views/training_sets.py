@@ -6,9 +6,9 @@ from feature_assets.language.training_set import TrainingSet
 
 trip_outcomes = ParquetSource(
     name="trip_outcomes",
-    path="raw/trips/*.parquet",
+    path="raw/trip_outcomes/*.parquet",
     timestamp_field="requested_at",
-    description="Every trip request with whether it was completed: the label of the ranking model",
+    description="Every trip request of the demo's days with whether it was completed: the ranking model's label",
 )
 
 trip_completion = TrainingSet(
