@@ -103,7 +103,7 @@ def test_a_correction_passes_the_gate_and_training_sees_the_corrected_value(offl
 def test_publishing_corrections_serves_the_greatest_created_time_at_the_latest_event_time(
     seed, offline_store, instance, redis_url
 ):
-    """Random exports with corrections, written in random order, against a brute-force newest-row oracle."""
+    """Random exports with corrections, exact duplicates and nulls, in random order, against a brute-force oracle."""
     rng = random.Random(seed)
     rows = []
     for driver in range(1, 30):
@@ -119,13 +119,18 @@ def test_publishing_corrections_serves_the_greatest_created_time_at_the_latest_e
                         rng.choice(["oslo", None]),
                     )
                 )
+    duplicates = rng.sample(rows, len(rows) // 5)
+    rows += duplicates
     rng.shuffle(rows)
     write_source(offline_store, rows)
     online = RedisOnlineStore(
         url=redis_url, repository="tests.test_row_identity:repository", key_prefix=f"identity{seed}"
     )
     defs = build_definitions(repository, offline_store, online)
-    assert materialize(offline_store, instance).success
+    materialized = materialize(offline_store, instance)
+    assert materialized.success
+    (event,) = materialized.get_asset_materialization_events()
+    assert event.materialization.metadata["duplicate_rows_collapsed"].value == len(duplicates)
     sensor = defs.resolve_sensor_def("publish_online")
     requests = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, definitions=defs)).run_requests
     job = defs.resolve_implicit_global_asset_job_def()

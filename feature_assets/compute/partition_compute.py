@@ -39,7 +39,7 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
     frame = (
         _select_output(view, rows)
         .filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
-        .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True, maintain_order=True)
+        .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True)
         .collect()
     )
     if view.aggregations:

@@ -3,12 +3,7 @@
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from dagster import (
-    AssetCheckEvaluation,
-    DagsterEventType,
-    DagsterInstance,
-    EventLogEntry,
-)
+from dagster import AssetCheckEvaluation, DagsterEventType, DagsterInstance, EventLogEntry
 from dagster._utils.error import SerializableErrorInfo
 
 BATCH = 500

@@ -12,8 +12,6 @@ from resources.online_response import PRESENT
 from resources.online_store import RedisOnlineStore
 
 EXAMPLES = 10
-
-
 CONSISTENCY_CHECK = "consistency"
 CONSISTENCY_DESCRIPTION = (
     "Samples entities of the published partition and compares Redis with the offline store; an online value "
