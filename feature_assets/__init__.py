@@ -23,7 +23,7 @@ from feature_assets.language.feature_view import Aggregation, FeatureView
 from feature_assets.language.field import Field
 from feature_assets.language.quality_policy import QualityPolicy
 from feature_assets.language.repository import FeatureRepository
-from feature_assets.language.sources import ParquetSource
+from feature_assets.language.sources import ParquetSource, PushSource
 from feature_assets.language.training_set import TrainingSet
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ __all__ = [
     "FeatureView",
     "Field",
     "ParquetSource",
+    "PushSource",
     "QualityPolicy",
     "TrainingSet",
     "build_definitions",

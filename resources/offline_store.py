@@ -20,6 +20,7 @@ from feature_assets.language.sources import ParquetSource
 
 PARTITION_FILE = "data.parquet"
 QUARANTINE_FOLDER = "quarantine"
+PUSHED_FOLDER = "pushed"
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
 
 
@@ -28,6 +29,8 @@ class OfflineStore(ConfigurableResource):
 
     A partition that failed its blocking check is kept aside in `<root>/<view>/v<version>/quarantine/date=.../`,
     which no reader of partitions looks at; writing the partition again after it passes removes it from there.
+    Rows pushed to a view are its event log: one Parquet file per push and day in `<root>/<view>/v<version>/pushed/
+    date=.../`, which the day's partition includes when it is next computed.
     """
 
     root: str = Field(default="data", description="Local folder or s3://bucket/prefix holding all Parquet.")
@@ -123,6 +126,25 @@ class OfflineStore(ConfigurableResource):
     def quarantine_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
         """Write rows that failed the blocking check aside; the partition readers see stays as it was."""
         return self.write_file(self.quarantine_path(view, day), frame)
+
+    def append_pushed(self, view: FeatureView, frame: pl.DataFrame) -> list[str]:
+        """Append pushed offline rows to the view's event log, one atomically written file per UTC day."""
+        batch = uuid.uuid4().hex
+        paths = []
+        for (day,), rows in frame.group_by(pl.col("event_timestamp").dt.date(), maintain_order=True):
+            folder = posixpath.join(self.view_root(view), PUSHED_FOLDER, f"date={day.isoformat()}")
+            paths.append(self.write_file(posixpath.join(folder, f"{batch}.parquet"), rows))
+        return paths
+
+    def scan_pushed(self, view: FeatureView, day: date) -> pl.LazyFrame | None:
+        """Return the rows pushed to the view for one UTC day, or None when nothing was pushed."""
+        pattern = posixpath.join(self.view_root(view), PUSHED_FOLDER, f"date={day.isoformat()}", "*.parquet")
+        files = sorted(self.filesystem.glob(pattern))
+        if not files:
+            return None
+        if self.is_s3:
+            files = [f"s3://{path}" for path in files]
+        return pl.scan_parquet(files, storage_options=self.storage_options)
 
     def delete_partition(self, view: FeatureView, day: date) -> None:
         """Remove one partition if it exists."""

@@ -15,6 +15,7 @@ LAYERS = {
     "quality": 2,
     "retrieval": 2,
     "orchestration": 3,
+    "streaming": 4,
     "serving": 4,
     "demo": 4,
 }
@@ -97,6 +98,7 @@ def test_the_top_package_exports_the_language_retrieval_and_assembly():
         "FeatureView",
         "Field",
         "ParquetSource",
+        "PushSource",
         "QualityPolicy",
         "TrainingSet",
         "build_definitions",

@@ -6,6 +6,7 @@ from datetime import date
 import polars as pl
 
 from feature_assets.compute.source_frames import UTC_MICROSECONDS, normalize_source, to_utc_microseconds
+from feature_assets.compute.sql_rows import sql_rows
 from feature_assets.compute.windowed_aggregation import aggregate_windows
 from feature_assets.language.errors import TransformationOutputError
 from feature_assets.language.feature_view import FeatureView
@@ -25,7 +26,8 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
 
     A row's identity is (join keys, event_timestamp, created_timestamp). Exact duplicate rows (a snapshot exported
     twice) collapse to one; rows that share an identity but differ in a value stay, for the schema check to refuse.
-    Windowed aggregations emit one row per entity and step, so they have no duplicates to look for.
+    Windowed aggregations emit one row per entity and step, so they have no duplicates to look for. A view on a
+    push source also holds the day's pushed rows (its event log), each with its arrival time as created time.
     """
     start, end = day_bounds(day, view.lookback)
     events = normalize_source(view, offline_store.scan_source(view.source, start, end))
@@ -33,12 +35,17 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
         rows = aggregate_windows(events, view, day)
     elif view.transformation is not None:
         rows = view.transformation(events)
+    elif view.sql is not None:
+        rows = sql_rows(view, events)
     else:
         rows = events
     day_start, day_end = day_bounds(day)
+    output = select_output(view, rows)
+    pushed = offline_store.scan_pushed(view, day) if view.takes_pushes else None
+    if pushed is not None:
+        output = pl.concat([output, pushed.select(list(view.output_schema))])
     frame = (
-        _select_output(view, rows)
-        .filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
+        output.filter((pl.col("event_timestamp") >= day_start) & (pl.col("event_timestamp") < day_end))
         .sort(*view.join_keys, "event_timestamp", "created_timestamp", nulls_last=True)
         .collect()
     )
@@ -48,8 +55,11 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
     return PartitionRows(unique, frame.height - unique.height)
 
 
-def _select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
-    """Select the view's columns in order, casting only where no value can change (wider ints, UTC)."""
+def select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
+    """Select the view's columns in order, casting only where no value can change (wider ints, UTC).
+
+    Other dtypes are left as they are, for the schema check to name.
+    """
     if not isinstance(rows, pl.LazyFrame):
         raise TransformationOutputError(
             f"FeatureView {view.name!r}: the transformation must return a polars LazyFrame, got {type(rows).__name__}"

@@ -7,6 +7,7 @@ from feature_assets.language.errors import (
     FeatureReferenceError,
     FeatureStoreError,
     OnlineStoreError,
+    PushError,
     SourceSchemaError,
     TransformationOutputError,
 )
@@ -15,7 +16,7 @@ from feature_assets.language.feature_view import Aggregation, FeatureView
 from feature_assets.language.field import Field
 from feature_assets.language.quality_policy import QualityPolicy
 from feature_assets.language.repository import FeatureRepository
-from feature_assets.language.sources import ParquetSource
+from feature_assets.language.sources import ParquetSource, PushSource
 from feature_assets.language.training_set import TrainingSet
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "Field",
     "OnlineStoreError",
     "ParquetSource",
+    "PushError",
+    "PushSource",
     "QualityPolicy",
     "SourceSchemaError",
     "TrainingSet",

@@ -6,13 +6,13 @@ They are plain values, so every layer may refer to them; nothing here builds an 
 from dagster import AssetCheckKey, AssetKey
 
 from feature_assets.language.feature_view import FeatureView
-from feature_assets.language.sources import ParquetSource
+from feature_assets.language.sources import Source
 from feature_assets.language.training_set import TrainingSet
 
 SCHEMA_CHECK = "schema"
 
 
-def source_asset_key(source: ParquetSource) -> AssetKey:
+def source_asset_key(source: Source) -> AssetKey:
     """Return the asset key of a raw source."""
     return AssetKey(["source", source.name])
 

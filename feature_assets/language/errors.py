@@ -30,3 +30,7 @@ class TransformationOutputError(FeatureStoreError, ValueError):
 
 class OnlineStoreError(FeatureStoreError, RuntimeError):
     """The online store could not complete a read or a write."""
+
+
+class PushError(FeatureStoreError, ValueError):
+    """Rows pushed to a view do not fit it (columns, dtypes or checks); nothing was written."""

@@ -16,7 +16,7 @@ from feature_assets.language.errors import DefinitionError
 from feature_assets.language.field import Field, normalize_dtype
 from feature_assets.language.names import validate_name
 from feature_assets.language.quality_policy import QualityPolicy
-from feature_assets.language.sources import ParquetSource
+from feature_assets.language.sources import ParquetSource, PushSource, Source
 
 AggregationFunction = Literal["sum", "count", "mean", "min", "max", "last", "count_distinct"]
 Transformation = Callable[[pl.LazyFrame], pl.LazyFrame]
@@ -71,7 +71,7 @@ class FeatureView:
 
     name: str
     entities: tuple[Entity, ...]
-    source: ParquetSource
+    source: Source
     schema: tuple[Field, ...]
     ttl: timedelta | None
     online: bool
@@ -80,6 +80,7 @@ class FeatureView:
     description: str
     version: int
     transformation: Transformation | None
+    sql: str | None
     aggregations: tuple[Aggregation, ...]
     step: timedelta
     start_date: date
@@ -91,7 +92,7 @@ class FeatureView:
         name: str,
         *,
         entities: Sequence[Entity],
-        source: ParquetSource,
+        source: Source,
         schema: Sequence[Field] = (),
         ttl: str | timedelta | None = None,
         online: bool = True,
@@ -100,6 +101,7 @@ class FeatureView:
         description: str = "",
         version: int = 1,
         transformation: Transformation | None = None,
+        sql: str | None = None,
         aggregations: Sequence[Aggregation] = (),
         step: str | timedelta = "1h",
         start_date: str | date = "2024-01-01",
@@ -107,8 +109,19 @@ class FeatureView:
     ) -> None:
         validate_name(name, "FeatureView")
         where = f"FeatureView {name!r}"
-        if not isinstance(source, ParquetSource):
-            raise DefinitionError(f"{where}: source must be a ParquetSource, got {type(source).__name__}")
+        if not isinstance(source, ParquetSource | PushSource):
+            raise DefinitionError(
+                f"{where}: source must be a ParquetSource or a PushSource, got {type(source).__name__}"
+            )
+        if isinstance(source, PushSource) and (transformation is not None or sql is not None or aggregations):
+            raise DefinitionError(
+                f"{where}: a PushSource feeds a view whose features are the pushed columns; drop the "
+                "transformation, sql and aggregations, or read the source's batch_source instead"
+            )
+        if sql is not None and (not isinstance(sql, str) or not sql.strip()):
+            raise DefinitionError(f"{where}: sql must be a SELECT statement over the table 'source', got {sql!r}")
+        if sql is not None and (transformation is not None or aggregations):
+            raise DefinitionError(f"{where}: give one of sql, a transformation or aggregations")
         entities = tuple(entities)
         for entity in entities:
             if not isinstance(entity, Entity):
@@ -157,6 +170,7 @@ class FeatureView:
             "description": description,
             "version": version,
             "transformation": transformation,
+            "sql": sql,
             "aggregations": tuple(aggregations),
             "step": step_td,
             "start_date": start,
@@ -168,6 +182,11 @@ class FeatureView:
 
     def __repr__(self) -> str:
         return f"FeatureView({self.name!r}, version={self.version})"
+
+    @property
+    def takes_pushes(self) -> bool:
+        """Return whether rows can be pushed to the view (its source is a PushSource)."""
+        return isinstance(self.source, PushSource)
 
     @property
     def join_keys(self) -> tuple[str, ...]:
@@ -214,6 +233,7 @@ class FeatureView:
             repr([(a.column, a.function, a.window, a.name, str(a.dtype)) for a in self.aggregations]),
             repr(self.step),
             transformation_code,
+            *([self.sql] if self.sql else []),
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 

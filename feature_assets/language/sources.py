@@ -29,3 +29,48 @@ class ParquetSource:
         """Return the timestamp columns the store itself reads from this source."""
         created = (self.created_timestamp_field,) if self.created_timestamp_field else ()
         return (self.timestamp_field, *created)
+
+
+@dataclass(frozen=True)
+class PushSource:
+    """Rows pushed to the store as they happen, beside a Parquet `batch_source` holding the same columns' history.
+
+    A view on a push source takes `push(view, rows)`: rows go online at once and, offline, to the view's event log,
+    which its daily partitions include next to the batch rows. The source's timestamp columns are the batch source's.
+    """
+
+    name: str
+    batch_source: ParquetSource
+    description: str = ""
+    owner: str | None = None
+
+    def __post_init__(self) -> None:
+        validate_name(self.name, "PushSource")
+        if not isinstance(self.batch_source, ParquetSource):
+            raise DefinitionError(
+                f"PushSource {self.name!r}: batch_source must be a ParquetSource holding the view's history, "
+                f"got {type(self.batch_source).__name__}"
+            )
+
+    @property
+    def path(self) -> str:
+        """Return the batch source's path."""
+        return self.batch_source.path
+
+    @property
+    def timestamp_field(self) -> str:
+        """Return the batch source's event time column."""
+        return self.batch_source.timestamp_field
+
+    @property
+    def created_timestamp_field(self) -> str | None:
+        """Return the batch source's created time column, if any."""
+        return self.batch_source.created_timestamp_field
+
+    @property
+    def columns_read(self) -> tuple[str, ...]:
+        """Return the timestamp columns the store itself reads from the batch source."""
+        return self.batch_source.columns_read
+
+
+Source = ParquetSource | PushSource

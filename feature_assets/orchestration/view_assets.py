@@ -102,7 +102,7 @@ def view_column_lineage(view: FeatureView) -> TableColumnLineage:
     lineage["created_timestamp"] = deps(*view.source.columns_read[-1:])
     if view.aggregations:
         lineage.update({a.name: deps(a.column, view.source.timestamp_field) for a in view.aggregations})
-    elif view.transformation is None:
+    elif view.transformation is None and view.sql is None:
         lineage.update({name: deps(name) for name in view.feature_names})
     return TableColumnLineage(deps_by_column=lineage)
 

@@ -1,0 +1,138 @@
+"""Push: rows of a view on a PushSource, validated first, then written online (newer wins) and to its event log."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, get_args
+
+import polars as pl
+
+from feature_assets.compute.partition_compute import select_output
+from feature_assets.compute.source_frames import to_utc_microseconds
+from feature_assets.language.errors import OnlineStoreError, PushError
+from feature_assets.language.feature_view import FeatureView
+from feature_assets.quality.schema_validation import validate_partition
+from resources.offline_store import OfflineStore
+from resources.online_store import RedisOnlineStore
+
+PushTarget = Literal["online", "offline", "online_and_offline"]
+PushRows = pl.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | object
+FAILURES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What one push wrote: rows accepted, stored online values replaced, event-log files and the arrival time."""
+
+    rows: int
+    online_replaced: int
+    offline_files: tuple[str, ...]
+    arrival: datetime
+
+
+def push(
+    view: FeatureView,
+    rows: PushRows,
+    to: PushTarget = "online_and_offline",
+    *,
+    online_store: RedisOnlineStore | None = None,
+    offline_store: OfflineStore | None = None,
+    arrival: datetime | None = None,
+) -> PushResult:
+    """Validate `rows` against the view's schema, then write them online and/or to the view's offline event log.
+
+    Args:
+        view: a FeatureView whose source is a PushSource.
+        rows: a Polars or pandas frame, a list of dicts or a dict of lists with the join keys, `event_timestamp`
+            (or the batch source's timestamp column; naive times are UTC) and every feature of the view.
+        to: "online" (Redis, newer event time wins), "offline" (the event log the view's daily partitions include
+            when next materialized) or "online_and_offline".
+        online_store: required when writing online.
+        offline_store: required when writing offline.
+        arrival: the arrival time stamped on every row as `created_timestamp` (default: now).
+
+    Raises:
+        PushError: the rows do not fit the view (missing or unknown columns, dtypes, checks, duplicate identity);
+            the message names the column, the row and the rule, and nothing was written anywhere.
+    """
+    where = f"push to FeatureView {view.name!r}"
+    if to not in get_args(PushTarget):
+        raise PushError(f"{where}: to={to!r}; use one of {', '.join(get_args(PushTarget))}")
+    if not view.takes_pushes:
+        raise PushError(f"{where}: the view does not take pushed rows; give it source=PushSource(name, batch_source)")
+    online, offline = to in ("online", "online_and_offline"), to in ("offline", "online_and_offline")
+    if online and not view.online:
+        raise PushError(f"{where}: the view is offline only (online=False); push with to='offline'")
+    needed = [
+        name
+        for name, wanted, store in (("online_store", online, online_store), ("offline_store", offline, offline_store))
+        if wanted and store is None
+    ]
+    if needed:
+        raise PushError(f"{where}: to={to!r} needs {' and '.join(needed)}")
+    stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+    frame = pushed_rows(view, rows, stamp)
+    report = validate_partition(view, frame)
+    if not report.passed:
+        shown = [
+            f"row {row['row']}: column {row['column']!r} fails {row['check']} (value {row['value']})"
+            if row["row"] is not None
+            else f"column {row['column']!r} fails {row['check']} ({row['value']})"
+            for row in report.sample.head(FAILURES_SHOWN).iter_rows(named=True)
+        ]
+        more = f"; and {report.failures - len(shown)} more" if report.failures > len(shown) else ""
+        raise PushError(f"{where} refused, nothing was written: {'; '.join(shown)}{more}")
+    files = tuple(offline_store.append_pushed(view, frame)) if offline and offline_store is not None else ()
+    replaced = 0
+    if online and online_store is not None:
+        try:
+            replaced = online_store.write_batch(view, frame)
+        except OnlineStoreError as error:
+            kept = f"; the offline event log already holds the {frame.height} rows" if files else ""
+            raise OnlineStoreError(f"{error}{kept}; pushing the same rows again is safe") from error
+    return PushResult(frame.height, replaced, files, stamp)
+
+
+def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
+    """Return pushed rows as the view's offline rows: its columns and dtypes, created time = `arrival`."""
+    where = f"push to FeatureView {view.name!r}"
+    frame = _as_frame(where, rows)
+    timestamp_field = view.source.timestamp_field
+    if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
+        frame = frame.rename({timestamp_field: "event_timestamp"})
+    if "created_timestamp" in frame.columns:
+        raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each row's arrival time")
+    expected = [name for name in view.output_schema if name != "created_timestamp"]
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise PushError(f"{where}: the rows lack column(s) {missing}; give {expected}")
+    unknown = [name for name in frame.columns if name not in expected]
+    if unknown:
+        raise PushError(f"{where}: column(s) {unknown} are not in the view; its columns are {expected}")
+    event_dtype = frame.schema["event_timestamp"]
+    if not isinstance(event_dtype, pl.Datetime):
+        raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {event_dtype}")
+    stamped = frame.lazy().with_columns(
+        to_utc_microseconds("event_timestamp", event_dtype),
+        pl.lit(arrival.replace(tzinfo=None))
+        .dt.replace_time_zone("UTC")
+        .dt.cast_time_unit("us")
+        .alias("created_timestamp"),
+    )
+    return select_output(view, stamped).collect()
+
+
+def _as_frame(where: str, rows: PushRows) -> pl.DataFrame:
+    """Return rows given as a Polars or pandas frame, a list of dicts or a dict of lists as a Polars frame."""
+    if isinstance(rows, pl.DataFrame):
+        return rows
+    if type(rows).__module__.startswith("pandas"):
+        return pl.from_pandas(rows)
+    try:
+        if isinstance(rows, Mapping):
+            return pl.DataFrame(dict(rows))
+        if isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
+            return pl.DataFrame(list(rows), infer_schema_length=None)
+    except (TypeError, ValueError, pl.exceptions.PolarsError) as error:
+        raise PushError(f"{where}: cannot read the rows as a table: {error}") from error
+    raise PushError(f"{where}: rows must be a Polars or pandas frame, a list of dicts or a dict of lists")
