@@ -3,8 +3,8 @@
 Views keep their own daily partitions from their own `start_date`. A Dagster job (and a run) covers assets of one
 partitions definition, so the views are grouped by start date into `materialize_feature_views` (all views share
 one start) or `materialize_feature_views_from_<YYYY_MM_DD>` (one job per start). `materialize_views_over` runs each
-group over its own part of a date range: what the demo does and what a script calls. In the UI, select views of any
-start dates and *Materialize* a range: Dagster records an asset backfill that the daemon runs per partitions set.
+group over its own part of a date range: what the demo does and what a script calls. In the UI, each job is
+backfilled over a range from its Partitions tab, whose picker offers only the days its views have.
 """
 
 from collections.abc import Mapping, Sequence
