@@ -21,6 +21,7 @@ from feature_assets.language.entity import Entity
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.feature_view import Aggregation, FeatureView
 from feature_assets.language.field import Field
+from feature_assets.language.on_demand import OnDemandFeatureView, RequestSource
 from feature_assets.language.quality_policy import QualityPolicy
 from feature_assets.language.repository import FeatureRepository
 from feature_assets.language.sources import ParquetSource, PushSource
@@ -37,9 +38,11 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "Field",
+    "OnDemandFeatureView",
     "ParquetSource",
     "PushSource",
     "QualityPolicy",
+    "RequestSource",
     "TrainingSet",
     "build_definitions",
     "get_historical_features",

@@ -6,6 +6,7 @@ import polars as pl
 
 from feature_assets.language.errors import EntityFrameError, OnlineStoreError
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.field import Field
 from resources import online_encoding as encoding
 
 EntityRows = Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | pl.DataFrame
@@ -73,3 +74,35 @@ def entity_columns(
 def _raise_missing_key(key: str, view: str, index: int | None = None) -> None:
     where = "entity rows lack" if index is None else f"entity row {index} lacks"
     raise EntityFrameError(f"{where} join key {key!r} needed by view {view!r}; give it in every entity row")
+
+
+def request_values(entity_rows: EntityRows, fields: Sequence[Field], view: str) -> dict[str, pl.Series]:
+    """Return the request values an on-demand view needs from the entity rows, as Series of the declared dtypes."""
+    values: dict[str, pl.Series] = {}
+    for f in fields:
+        if isinstance(entity_rows, pl.DataFrame):
+            present = f.name in entity_rows.columns
+            raw = entity_rows.get_column(f.name).to_list() if present else None
+        elif isinstance(entity_rows, Mapping):
+            present = f.name in entity_rows
+            raw = list(entity_rows[f.name]) if present else None
+        else:
+            rows = entity_rows if isinstance(entity_rows, list) else list(entity_rows)
+            missing = next((index for index, row in enumerate(rows) if f.name not in row), None)
+            if missing is not None:
+                raise EntityFrameError(
+                    f"entity row {missing} lacks request value {f.name!r} needed by on-demand view {view!r}; "
+                    "give it in every entity row"
+                )
+            present, raw = True, [row[f.name] for row in rows]
+        if not present:
+            raise EntityFrameError(
+                f"entity rows lack request value {f.name!r} needed by on-demand view {view!r}; give it in every row"
+            )
+        try:
+            values[f.name] = pl.Series(f.name, raw, dtype=f.dtype, strict=True)
+        except (TypeError, pl.exceptions.PolarsError) as error:
+            raise EntityFrameError(
+                f"request value {f.name!r} of on-demand view {view!r} must be {f.dtype}: {error}"
+            ) from error
+    return values

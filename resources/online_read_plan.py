@@ -8,6 +8,7 @@ import polars as pl
 
 from feature_assets.language.errors import FeatureReferenceError
 from feature_assets.language.feature_service import FeatureReference, FeatureService
+from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository
 from resources import online_encoding as encoding
 from resources.entity_rows import check_key_dtype
@@ -99,6 +100,16 @@ class ViewPlan:
 
 
 @dataclass(frozen=True)
+class OnDemandPlan:
+    """How to compute an on-demand view's requested features: its inputs' read columns and its output columns."""
+
+    view: OnDemandFeatureView
+    inputs: dict[str, str]
+    input_dtypes: dict[str, pl.DataType]
+    outputs: dict[str, str]
+
+
+@dataclass(frozen=True)
 class ReadPlan:
     """A resolved request: view plans, the join keys needed (with dtype and first view) and output dtypes."""
 
@@ -106,6 +117,7 @@ class ReadPlan:
     join_keys: dict[str, tuple[pl.DataType, str]]
     feature_columns: tuple[str, ...]
     dtypes: dict[str, pl.DataType]
+    on_demand: tuple[OnDemandPlan, ...] = ()
 
 
 def build_read_plan(
@@ -116,6 +128,7 @@ def build_read_plan(
     join_keys: dict[str, tuple[pl.DataType, str]] = {}
     dtypes: dict[str, pl.DataType] = {}
     owners: dict[str, str] = {}
+    read_columns: dict[tuple[str, str], str] = {}
     view_plans = []
     for view in resolved.views:
         if not view.online:
@@ -132,8 +145,12 @@ def build_read_plan(
                 )
             dtypes.setdefault(key, dtype)
         names = resolved.features[view.name]
-        columns = tuple(f"{view.name}__{name}" if full_feature_names else name for name in names)
+        columns = tuple(
+            f"{view.name}__{name}" if full_feature_names or (view.name, name) in resolved.inputs_only else name
+            for name in names
+        )
         for column, name in zip(columns, names, strict=True):
+            read_columns[view.name, name] = column
             if column in owners or column in join_keys:
                 other = "a join key" if column in join_keys else f"a feature of view {owners[column]!r}"
                 raise FeatureReferenceError(
@@ -166,10 +183,33 @@ def build_read_plan(
                 timestamp_column=timestamp_column,
             )
         )
+    on_demand_plans = []
+    for on_demand in resolved.on_demand:
+        outputs = {
+            name: f"{on_demand.name}__{name}" if full_feature_names else name
+            for name in resolved.on_demand_features[on_demand.name]
+        }
+        for name, column in outputs.items():
+            if column in owners or column in join_keys:
+                raise FeatureReferenceError(
+                    f"feature {name!r} of on-demand view {on_demand.name!r} clashes with another column; "
+                    "pass full_feature_names=True to name columns 'view__feature'"
+                )
+            owners[column] = on_demand.name
+            dtypes[column] = on_demand.fields_by_name[name].dtype
+        inputs = {name: read_columns[view.name, name] for view in on_demand.source_views for name in view.feature_names}
+        input_dtypes = {
+            name: view.fields_by_name[name].dtype for view in on_demand.source_views for name in view.feature_names
+        }
+        on_demand_plans.append(OnDemandPlan(on_demand, inputs, input_dtypes, outputs))
     references = features.features if isinstance(features, FeatureService) else _references(features)
     names = [f"{r.view}__{r.feature}" if full_feature_names else r.feature for r in references]
     return ReadPlan(
-        views=tuple(view_plans), join_keys=join_keys, feature_columns=tuple(dict.fromkeys(names)), dtypes=dtypes
+        views=tuple(view_plans),
+        join_keys=join_keys,
+        feature_columns=tuple(dict.fromkeys(names)),
+        dtypes=dtypes,
+        on_demand=tuple(on_demand_plans),
     )
 
 

@@ -26,9 +26,9 @@ from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
 from resources.embedded_redis import shared_server
-from resources.entity_rows import EntityRows, check_key_dtype, entity_columns
-from resources.online_read_plan import Features, ReadPlan, build_read_plan, micros
-from resources.online_response import OnlineResponse
+from resources.entity_rows import EntityRows, check_key_dtype, entity_columns, request_values
+from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_read_plan, micros
+from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
 from resources.project_redis import ensure_project_redis
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
 
@@ -117,6 +117,8 @@ class _Engine:
         timestamps: dict[str, list[object]] | None = {} if include_timestamps else None
         for view_plan, view_replies in zip(plan.views, replies, strict=True):
             view_plan.decode(view_replies, now_us, decoded, decoded_statuses, timestamps)
+        for on_demand in plan.on_demand:
+            _apply_on_demand(on_demand, entity_rows, decoded, decoded_statuses)
         columns: dict[str, list[object]] = {key: keys[key] for key in plan.join_keys}
         for name in plan.feature_columns:
             columns[name] = decoded[name]
@@ -165,6 +167,23 @@ class _Engine:
             return self.transport.delete(redis_keys)
         except (redis.RedisError, OSError) as error:
             raise OnlineStoreError(f"deleting entities of FeatureView {view.name!r} failed: {error}") from error
+
+
+def _apply_on_demand(
+    plan: OnDemandPlan,
+    entity_rows: EntityRows,
+    decoded: dict[str, list[object]],
+    statuses: dict[str, list[str]],
+) -> None:
+    """Compute an on-demand view's requested features from the decoded inputs and the request values."""
+    view = plan.view
+    inputs = [pl.Series(name, decoded[column], dtype=plan.input_dtypes[name]) for name, column in plan.inputs.items()]
+    frame = pl.DataFrame([*inputs, *request_values(entity_rows, view.request_fields, view.name).values()])
+    output = view.apply(frame)
+    for name, column in plan.outputs.items():
+        values = output.get_column(name).to_list()
+        decoded[column] = values
+        statuses[column] = [NOT_FOUND if value is None else PRESENT for value in values]
 
 
 def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl.DataFrame:

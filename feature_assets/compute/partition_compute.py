@@ -10,6 +10,7 @@ from feature_assets.compute.sql_rows import sql_rows
 from feature_assets.compute.windowed_aggregation import aggregate_windows
 from feature_assets.language.errors import TransformationOutputError
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.field import widens
 from resources.offline_store import OfflineStore, day_bounds
 
 
@@ -79,37 +80,8 @@ def select_output(view: FeatureView, rows: pl.LazyFrame) -> pl.LazyFrame:
             columns.append(pl.col(name))
         elif dtype == UTC_MICROSECONDS and isinstance(actual, pl.Datetime):
             columns.append(to_utc_microseconds(name, actual))
-        elif _widens(actual, dtype):
+        elif widens(actual, dtype):
             columns.append(pl.col(name).cast(dtype))
         else:
             columns.append(pl.col(name))
     return rows.select(columns)
-
-
-def _widens(actual: pl.DataType, declared: pl.DataType) -> bool:
-    """Return whether casting `actual` to `declared` keeps every value (e.g. Int32 to Int64, Int to Float64)."""
-    if actual.is_integer() and declared.is_integer():
-        return actual.is_signed_integer() == declared.is_signed_integer() and _bits(actual) <= _bits(declared)
-    if actual.is_integer() and declared.is_float():
-        return _bits(actual) < _bits(declared)
-    if actual.is_float() and declared.is_float():
-        return _bits(actual) <= _bits(declared)
-    return actual == pl.Null
-
-
-_BITS = {
-    pl.Int8: 8,
-    pl.Int16: 16,
-    pl.Int32: 32,
-    pl.Int64: 64,
-    pl.UInt8: 8,
-    pl.UInt16: 16,
-    pl.UInt32: 32,
-    pl.UInt64: 64,
-    pl.Float32: 32,
-    pl.Float64: 64,
-}
-
-
-def _bits(dtype: pl.DataType) -> int:
-    return _BITS.get(dtype.base_type(), 128)

@@ -14,6 +14,7 @@ from feature_assets.language.errors import (
 from feature_assets.language.feature_service import FeatureReference, FeatureService
 from feature_assets.language.feature_view import Aggregation, FeatureView
 from feature_assets.language.field import Field
+from feature_assets.language.on_demand import OnDemandFeatureView, RequestSource
 from feature_assets.language.quality_policy import QualityPolicy
 from feature_assets.language.repository import FeatureRepository
 from feature_assets.language.sources import ParquetSource, PushSource
@@ -31,11 +32,13 @@ __all__ = [
     "FeatureStoreError",
     "FeatureView",
     "Field",
+    "OnDemandFeatureView",
     "OnlineStoreError",
     "ParquetSource",
     "PushError",
     "PushSource",
     "QualityPolicy",
+    "RequestSource",
     "SourceSchemaError",
     "TrainingSet",
     "TransformationOutputError",

@@ -93,3 +93,32 @@ class Field:
         if self.allowed_values is not None:
             parts.append(f"in {list(self.allowed_values)}")
         return ", ".join(parts)
+
+
+def widens(actual: pl.DataType, declared: pl.DataType) -> bool:
+    """Return whether casting `actual` to `declared` keeps every value (e.g. Int32 to Int64, Int to Float64)."""
+    if actual.is_integer() and declared.is_integer():
+        return actual.is_signed_integer() == declared.is_signed_integer() and _bits(actual) <= _bits(declared)
+    if actual.is_integer() and declared.is_float():
+        return _bits(actual) < _bits(declared)
+    if actual.is_float() and declared.is_float():
+        return _bits(actual) <= _bits(declared)
+    return actual == pl.Null
+
+
+_BITS = {
+    pl.Int8: 8,
+    pl.Int16: 16,
+    pl.Int32: 32,
+    pl.Int64: 64,
+    pl.UInt8: 8,
+    pl.UInt16: 16,
+    pl.UInt32: 32,
+    pl.UInt64: 64,
+    pl.Float32: 32,
+    pl.Float64: 64,
+}
+
+
+def _bits(dtype: pl.DataType) -> int:
+    return _BITS.get(dtype.base_type(), 128)

@@ -13,6 +13,7 @@ import polars as pl
 from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository, ResolvedFeatures
 from resources.offline_store import OfflineStore
 
@@ -70,7 +71,9 @@ def get_historical_features(
     frame = _read_entity_frame(entity_df, offline_store)
     columns = _output_columns(resolved, full_feature_names, frame.columns)
     entities = _join_input(frame, resolved.views, timestamp_column)
-    values = _join(entities, resolved, columns, offline_store, as_of)
+    values = _apply_on_demand(
+        resolved, _join(entities, resolved, columns, offline_store, as_of), columns, frame, full_feature_names
+    )
     if output == "polars":
         return frame.hstack(values.get_columns())
     if isinstance(entity_df, pd.DataFrame):
@@ -101,7 +104,8 @@ def _output_columns(
     owners: dict[str, str] = {}
     for view in resolved.views:
         for feature in resolved.features[view.name]:
-            name = f"{view.name}__{feature}" if full_feature_names else feature
+            hidden = (view.name, feature) in resolved.inputs_only
+            name = f"{view.name}__{feature}" if full_feature_names or hidden else feature
             if name in owners:
                 raise FeatureReferenceError(
                     f"feature {feature!r} is requested from both view {owners[name]!r} and view {view.name!r}; "
@@ -116,7 +120,63 @@ def _output_columns(
                 )
             owners[name] = view.name
             columns.append(_OutputColumn(view, feature, name))
+    for on_demand in resolved.on_demand:
+        for feature in resolved.on_demand_features[on_demand.name]:
+            name = f"{on_demand.name}__{feature}" if full_feature_names else feature
+            if name in owners or name in entity_columns:
+                raise FeatureReferenceError(
+                    f"feature {feature!r} of on-demand view {on_demand.name!r} clashes with another column; "
+                    "pass full_feature_names=True or rename the entity_df column"
+                )
+            owners[name] = on_demand.name
     return columns
+
+
+def _apply_on_demand(
+    resolved: ResolvedFeatures,
+    values: pl.DataFrame,
+    columns: Sequence[_OutputColumn],
+    frame: pl.DataFrame,
+    full_feature_names: bool,
+) -> pl.DataFrame:
+    """Add the requested on-demand features, computed from the joined inputs and the entity frame's request columns.
+
+    Inputs fetched only for an on-demand view are dropped from the result.
+    """
+    if not resolved.on_demand:
+        return values
+    read = {(c.view.name, c.feature): c.name for c in columns}
+    outputs = []
+    for on_demand in resolved.on_demand:
+        inputs = [
+            values.get_column(read[source.name, name]).alias(name)
+            for source in on_demand.source_views
+            for name in source.feature_names
+        ]
+        result = on_demand.apply(pl.DataFrame([*inputs, *_request_columns(frame, on_demand)], height=frame.height))
+        for feature in resolved.on_demand_features[on_demand.name]:
+            name = f"{on_demand.name}__{feature}" if full_feature_names else feature
+            outputs.append(result.get_column(feature).alias(name))
+    return values.drop([read[pair] for pair in resolved.inputs_only]).hstack(outputs)
+
+
+def _request_columns(frame: pl.DataFrame, on_demand: OnDemandFeatureView) -> list[pl.Series]:
+    """Return the entity frame's request columns an on-demand view needs, cast to their declared dtypes."""
+    series = []
+    for field in on_demand.request_fields:
+        if field.name not in frame.columns:
+            raise EntityFrameError(
+                f"entity_df lacks column {field.name!r}, a request value of on-demand view {on_demand.name!r}; "
+                f"add it (columns: {frame.columns})"
+            )
+        try:
+            series.append(frame.get_column(field.name).cast(field.dtype, strict=True))
+        except pl.exceptions.PolarsError as error:
+            raise EntityFrameError(
+                f"entity_df column {field.name!r} (request value of on-demand view {on_demand.name!r}) must be "
+                f"{field.dtype}, got {frame.schema[field.name]}"
+            ) from error
+    return series
 
 
 def _join_input(frame: pl.DataFrame, views: Iterable[FeatureView], timestamp_column: str) -> pl.DataFrame:
