@@ -77,14 +77,15 @@ def online_values_with_age(
     for index in range(len(columns[keys[0]])):
         entity = ", ".join(f"{key}={columns[key][index]}" for key in keys)
         for reference in service.features:
-            event_time = columns[f"{reference.view}__event_timestamp"][index]
+            event_times = columns.get(f"{reference.view}__event_timestamp")
+            event_time = event_times[index] if event_times is not None else None
             rows.append(
                 {
                     "entity": entity,
                     "feature": str(reference),
                     "value": _value(columns[reference.feature][index]),
                     "status": response.statuses[reference.feature][index],
-                    "age": _age(now - event_time) if event_time is not None else "-",
+                    "age": _age(now - event_time) if event_time is not None else "-" if event_times else "at read",
                 }
             )
     return pl.DataFrame(rows)
@@ -141,7 +142,10 @@ def main(argv: list[str] | None = None) -> None:
         f"publishing {partitions} partitions to {redis_url}"
     )
     service = repository.services["trip_ranking"]
-    entity_rows = [{"driver_id": d, "customer_id": c} for d, c in ((1, 1), (2, 7), (3, 42))]
+    entity_rows = [
+        {"driver_id": d, "customer_id": c, "fare": fare, "distance_km": km}
+        for d, c, fare, km in ((1, 1, 18.5, 6.2), (2, 7, 9.0, 2.5), (3, 42, 31.0, 14.8))
+    ]
     response = online_store.get_online_features(service, entity_rows, include_timestamps=True)
     with pl.Config(tbl_rows=-1, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
         print(f"   online read of feature service {service.name!r} for {len(entity_rows)} entities:")
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         f"4. training set {trip_completion.name!r}: {'success' if training.success else 'FAILED'}, "
         f"{training_frame.height:,} point-in-time rows -> {offline_store.resolve(trip_completion.output_path)}"
     )
-    with pl.Config(tbl_cols=-1, tbl_width_chars=160):
+    with pl.Config(tbl_cols=-1, tbl_width_chars=240, float_precision=3):
         print(training_frame.drop("trip_id", "distance_km", "fare").tail(3))
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
     materialized = bool(results) and all(result.success for result in results)

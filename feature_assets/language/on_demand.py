@@ -4,6 +4,8 @@ The same function runs online (after the Redis read, request values from the ent
 the point-in-time join, request values from the entity frame), so both give the same values.
 """
 
+import hashlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -106,6 +108,18 @@ class OnDemandFeatureView:
 
     def __repr__(self) -> str:
         return f"OnDemandFeatureView({self.name!r})"
+
+    @property
+    def code_version(self) -> str:
+        """Return a hash of the inputs, outputs and logic, so a change shows in the assets that use the view."""
+        logic = inspect.getsource(self.fn) if self.fn is not None else repr(sorted(self.expressions.items()))
+        parts = [
+            self.name,
+            repr([s.name for s in self.sources]),
+            repr([(f.name, str(f.dtype)) for f in (*self.request_fields, *self.schema)]),
+            logic,
+        ]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     @property
     def feature_names(self) -> tuple[str, ...]:

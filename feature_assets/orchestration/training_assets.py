@@ -15,7 +15,10 @@ from resources.offline_store import OfflineStore
 def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepository) -> dg.AssetsDefinition:
     """Return the asset that joins the training set's labels with its features and writes one Parquet file."""
     resolved = repository.resolve(training_set.features)
-    references = [f"{view.name}:{feature}" for view in resolved.views for feature in resolved.features[view.name]]
+    references = [f"{view.name}:{feature}" for view in resolved.views for feature in resolved.shown(view.name)]
+    references += [
+        f"{view.name}:{feature}" for view in resolved.on_demand for feature in resolved.on_demand_features[view.name]
+    ]
     code_version = hashlib.sha256(
         "\n".join(
             [
@@ -24,6 +27,7 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
                 str(training_set.full_feature_names),
                 *references,
                 *(view.code_version for view in resolved.views),
+                *(view.code_version for view in resolved.on_demand),
             ]
         ).encode()
     ).hexdigest()[:16]

@@ -3,6 +3,7 @@
 from feature_assets import FeatureRepository, FeatureService
 from feature_assets.demo.views.customers import customer_profile
 from feature_assets.demo.views.drivers import driver_profile, driver_trip_stats
+from feature_assets.demo.views.trip_pricing import trip_pricing
 
 trip_ranking = FeatureService(
     "trip_ranking",
@@ -13,6 +14,8 @@ trip_ranking = FeatureService(
         "driver_trip_stats:fare_mean_7d",
         "customer_profile:avg_spend_per_trip",
         "customer_profile:is_premium",
+        "trip_pricing:fare_per_km",
+        "trip_pricing:fare_vs_driver_mean",
     ],
     description="Features of the model that ranks drivers for a trip request",
     owner="team:marketplace",
@@ -21,4 +24,5 @@ trip_ranking = FeatureService(
 repository = FeatureRepository(
     views=[driver_profile, driver_trip_stats, customer_profile],
     services=[trip_ranking],
+    on_demand_views=[trip_pricing],
 )
