@@ -2,7 +2,7 @@
 
 import polars as pl
 
-from feature_assets.language.errors import TransformationOutputError
+from feature_assets.language.errors import TransformationOutputError, first_line
 from feature_assets.language.feature_view import FeatureView
 
 SOURCE_TABLE = "source"
@@ -17,9 +17,8 @@ def sql_rows(view: FeatureView, events: pl.LazyFrame) -> pl.LazyFrame:
         rows = context.execute(view.sql, eager=False)
         rows.collect_schema()
     except pl.exceptions.PolarsError as error:
-        problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise TransformationOutputError(
-            f"FeatureView {view.name!r}: its sql does not run over the source rows ({problem}); "
+            f"FeatureView {view.name!r}: its sql does not run over the source rows ({first_line(error)}); "
             f"the table is {SOURCE_TABLE!r} with columns {list(events.collect_schema())}; the query: {view.sql}"
         ) from error
     return rows

@@ -78,14 +78,17 @@ def online_values_with_age(
         entity = ", ".join(f"{key}={columns[key][index]}" for key in keys)
         for reference in service.features:
             event_times = columns.get(f"{reference.view}__event_timestamp")
-            event_time = event_times[index] if event_times is not None else None
+            if event_times is None:
+                age = "at read"
+            else:
+                age = "-" if event_times[index] is None else _age(now - event_times[index])
             rows.append(
                 {
                     "entity": entity,
                     "feature": str(reference),
                     "value": _value(columns[reference.feature][index]),
                     "status": response.statuses[reference.feature][index],
-                    "age": _age(now - event_time) if event_time is not None else "-" if event_times else "at read",
+                    "age": age,
                 }
             )
     return pl.DataFrame(rows)

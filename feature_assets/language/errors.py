@@ -1,6 +1,12 @@
 """Exceptions raised by the feature store, each naming what is wrong and what to do."""
 
 
+def first_line(error: Exception) -> str:
+    """Return the first line of an engine's error message (or its class name), to quote in our own message."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class FeatureStoreError(Exception):
     """Base class of every error the feature store raises on purpose."""
 

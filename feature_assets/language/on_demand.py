@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from feature_assets.language.errors import DefinitionError, TransformationOutputError
+from feature_assets.language.errors import DefinitionError, TransformationOutputError, first_line
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.field import Field, widens
 from feature_assets.language.names import validate_name
@@ -154,9 +154,8 @@ class OnDemandFeatureView:
             try:
                 output = inputs.select(pl.sql_expr(sql).alias(name) for name, sql in self.expressions.items())
             except pl.exceptions.PolarsError as error:
-                problem = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
                 raise TransformationOutputError(
-                    f"{where}: an expression does not run over the inputs {inputs.columns} ({problem}); "
+                    f"{where}: an expression does not run over the inputs {inputs.columns} ({first_line(error)}); "
                     f"the expressions: {self.expressions}"
                 ) from error
         if output.height != inputs.height:

@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal, get_args
 
+import pandas as pd
 import polars as pl
 
 from feature_assets.compute.partition_compute import select_output
@@ -16,7 +17,7 @@ from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 
 PushTarget = Literal["online", "offline", "online_and_offline"]
-PushRows = pl.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]] | object
+PushRows = pl.DataFrame | pd.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]]
 FAILURES_SHOWN = 5
 
 
@@ -126,7 +127,7 @@ def _as_frame(where: str, rows: PushRows) -> pl.DataFrame:
     """Return rows given as a Polars or pandas frame, a list of dicts or a dict of lists as a Polars frame."""
     if isinstance(rows, pl.DataFrame):
         return rows
-    if type(rows).__module__.startswith("pandas"):
+    if isinstance(rows, pd.DataFrame):
         return pl.from_pandas(rows)
     try:
         if isinstance(rows, Mapping):
