@@ -1,5 +1,6 @@
 """Read plans: a feature list or service resolved once into per-view keys, hash fields and decoders."""
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -14,6 +15,7 @@ from resources import online_encoding as encoding
 from resources.entity_rows import check_key_dtype
 from resources.online_response import EXPIRED, NOT_FOUND, PRESENT
 from resources.redis_transport import Reply
+from resources.stream_state import partition_of, partitions, read_script, tile_key_affixes
 
 Features = Sequence[str] | FeatureService
 
@@ -40,10 +42,18 @@ class ViewPlan:
     columns: tuple[str, ...]
     ttl_us: int | None
     timestamp_column: str
+    script: str | None = None
+    script_sha: bytes | None = None
+    partitions: int = 0
 
     def keys(self, entity_columns: Mapping[str, list[object]]) -> list[bytes]:
-        """Return the Redis key of each entity row."""
+        """Return the Redis key of each entity row (of a streaming view: its tile hash)."""
         before, after = self.key_before, self.key_after
+        if self.partitions:
+            rows = zip(*(entity_columns[key] for key in self.join_keys), strict=True)
+            entities = [encoding.entity_key(values) for values in rows]
+            count = self.partitions
+            return [f"{before}{partition_of(entity, count)}{after}{entity}".encode() for entity in entities]
         if len(self.join_keys) == 1:
             encode = encoding.encode_key_value
             return [(before + encode(value) + after).encode() for value in entity_columns[self.join_keys[0]]]
@@ -164,6 +174,9 @@ def build_read_plan(
         values_field = encoding.values_field(view).encode()
         positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
         before, after = encoding.key_affixes(key_prefix, view)
+        script = read_script(view) if view.streaming else None
+        if view.streaming:
+            before, after = tile_key_affixes(key_prefix, view)
         view_plans.append(
             ViewPlan(
                 name=view.name,
@@ -181,6 +194,9 @@ def build_read_plan(
                 columns=columns,
                 ttl_us=micros(view.ttl),
                 timestamp_column=timestamp_column,
+                script=script,
+                script_sha=hashlib.sha1(script.encode()).hexdigest().encode() if script else None,
+                partitions=partitions(view) if view.streaming else 0,
             )
         )
     on_demand_plans = []

@@ -11,6 +11,7 @@ import functools
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 import polars as pl
 import redis
@@ -31,10 +32,12 @@ from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_r
 from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
 from resources.project_redis import ensure_project_redis
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
+from resources.stream_state import stream_entries, stream_keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
 READ_PLAN_CACHE_SIZE = 1024
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @functools.cache
@@ -99,19 +102,30 @@ class _Engine:
         return plan
 
     def read(
-        self, features: Features, entity_rows: EntityRows, include_timestamps: bool, full_feature_names: bool
+        self,
+        features: Features,
+        entity_rows: EntityRows,
+        include_timestamps: bool,
+        full_feature_names: bool,
+        now_us: int | None,
     ) -> OnlineResponse:
         """Read features of entities in one round trip and decode them in request order."""
         plan = self.plan(features, full_feature_names)
         keys = entity_columns(entity_rows, plan.join_keys)
         requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
         try:
-            replies = self.transport.read(requests)
+            try:
+                replies = self.transport.read(requests, now_us)
+            except redis.exceptions.NoScriptError:
+                for view_plan in plan.views:
+                    if view_plan.script is not None:
+                        self.transport.client.script_load(view_plan.script)
+                replies = self.transport.read(requests, now_us)
         except (redis.RedisError, OSError) as error:
             views = [view_plan.name for view_plan in plan.views]
             message = f"reading views {views} from Redis failed: {error}; check that Redis is up"
             raise OnlineStoreError(message) from error
-        now_us = time.time_ns() // 1000
         decoded: dict[str, list[object]] = {}
         decoded_statuses: dict[str, list[str]] = {}
         timestamps: dict[str, list[object]] | None = {} if include_timestamps else None
@@ -151,6 +165,22 @@ class _Engine:
                 "Redis is reachable"
             ) from error
         return progress.replaced
+
+    def append_events(self, view: FeatureView, frame: pl.DataFrame, max_length: int) -> list[str]:
+        """Append events to a streaming view's partition streams (XADD, trimmed near `max_length`); return entry IDs."""
+        entries = stream_entries(view, frame)
+        pipeline = self.transport.client.pipeline(transaction=False)
+        for partition, fields in entries:
+            stream = stream_keys(self.key_prefix, view, partition).stream
+            pipeline.xadd(stream, fields, maxlen=max_length, approximate=True)
+        try:
+            ids = pipeline.execute()
+        except (redis.RedisError, OSError) as error:
+            raise OnlineStoreError(
+                f"appending {len(entries)} events to the streams of FeatureView {view.name!r} failed: {error}; "
+                "some may have been appended, and pushing them again may count them twice"
+            ) from error
+        return [entry_id.decode() if isinstance(entry_id, bytes) else str(entry_id) for entry_id in ids]
 
     def delete(self, view: FeatureView, keys: EntityRows) -> int:
         """Delete the hashes of the given entities of `view`; return how many existed."""
@@ -234,6 +264,13 @@ def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl
     return latest.sort("_ts", "_ct").unique(subset=keys, keep="last")
 
 
+def _epoch_micros(moment: datetime) -> int:
+    """Return an aware datetime as microseconds since the Unix epoch."""
+    if moment.tzinfo is None:
+        raise EntityFrameError(f"now={moment!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
 def _parse_url(url: str) -> tuple[str, bool]:
     scheme, separator, rest = url.partition("://")
     if separator and scheme in CLUSTER_SCHEMES:
@@ -272,6 +309,10 @@ class RedisOnlineStore(ConfigurableResource):
     socket_timeout: float = Field(default=5.0, description="Seconds to wait for Redis to answer before failing.")
     max_connections: int = Field(default=32, description="Size of the connection pool (per node on a cluster).")
     key_prefix: str = Field(default="fs", description="First segment of every key the store writes (no braces).")
+    stream_max_length: int = Field(
+        default=1_000_000,
+        description="Entries kept per partition stream of a streaming view (approximate MAXLEN trimming on append).",
+    )
 
     _engine: _Engine | None = PrivateAttr(default=None)
 
@@ -315,9 +356,28 @@ class RedisOnlineStore(ConfigurableResource):
         *,
         include_timestamps: bool = False,
         full_feature_names: bool = False,
+        now: datetime | None = None,
     ) -> OnlineResponse:
-        """Read `view:feature` references (or a service) for entity rows in one round trip, in request order."""
-        return self._connected().read(features, entity_rows, include_timestamps, full_feature_names)
+        """Read `view:feature` references (or a service) for entity rows in one round trip, in request order.
+
+        `now` (default: the clock) is the instant the values are for: it decides expiry (ttl) and, for streaming
+        views, which tiles each window covers.
+        """
+        now_us = None if now is None else _epoch_micros(now)
+        return self._connected().read(features, entity_rows, include_timestamps, full_feature_names, now_us)
+
+    def append_events(self, view: FeatureView | str, frame: pl.DataFrame) -> list[str]:
+        """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams."""
+        engine = self._connected()
+        resolved = engine.view(view)
+        if not resolved.streaming:
+            raise OnlineStoreError(f"FeatureView {resolved.name!r} is not on a StreamSource; it has no streams")
+        return engine.append_events(resolved, frame, self.stream_max_length)
+
+    @property
+    def client(self) -> redis.Redis | RedisCluster:
+        """Return the underlying redis-py client (standalone or cluster), connecting on first use."""
+        return self._connected().transport.client
 
     def delete_entities(self, view: FeatureView | str, keys: EntityRows) -> int:
         """Delete the stored values of the given entities of `view`; return how many existed."""

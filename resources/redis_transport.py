@@ -23,10 +23,11 @@ Reply = bytes | None
 
 
 class ReadPlanOfView(Protocol):
-    """What a transport needs to read one view: its hash field, packed as a RESP bulk string and plain."""
+    """What a transport needs to read one view: its hash field (RESP bulk and plain), or its read script's SHA1."""
 
     read_field: bytes
     field: bytes
+    script_sha: bytes | None
 
 
 @dataclass
@@ -53,13 +54,17 @@ class StandaloneTransport:
         self.client = client
         self.pool = client.connection_pool
 
-    def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]]) -> list[list[Reply]]:
-        """Send every HGET of every view in one pipeline and return the replies grouped by view."""
-        commands = [
-            b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, plan.read_field)
-            for plan, keys in requests
-            for key in keys
-        ]
+    def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]], now_us: int) -> list[list[Reply]]:
+        """Send every HGET (or read script call, at `now_us`) of every view in one pipeline; replies grouped by view."""
+        commands = []
+        for plan, keys in requests:
+            if plan.script_sha is None:
+                field = plan.read_field
+                commands += [b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, field) for key in keys]
+            else:
+                head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n" % plan.script_sha
+                now = encoding.resp_bulk(b"%d" % now_us)
+                commands += [head + b"$%d\r\n%s\r\n" % (len(key), key) + now for key in keys]
         if not commands:
             return [[] for _ in requests]
         connection = self.pool.get_connection()
@@ -134,12 +139,15 @@ class ClusterTransport:
     def __init__(self, client: RedisCluster) -> None:
         self.client = client
 
-    def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]]) -> list[list[Reply]]:
-        """Pipeline every HGET of every view and return the replies grouped by view."""
+    def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]], now_us: int) -> list[list[Reply]]:
+        """Pipeline every HGET (or read script call, at `now_us`) of every view; replies grouped by view."""
         pipeline = self.client.pipeline()
         for plan, keys in requests:
             for key in keys:
-                pipeline.hget(key, plan.field)
+                if plan.script_sha is None:
+                    pipeline.hget(key, plan.field)
+                else:
+                    pipeline.evalsha(plan.script_sha, 1, key, now_us)
         return group_by_view(pipeline.execute(), requests)
 
     def write(self, slices: Iterator[pl.DataFrame], script: str, progress: WriteProgress) -> None:

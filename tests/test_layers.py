@@ -102,6 +102,7 @@ def test_the_top_package_exports_the_language_retrieval_and_assembly():
         "PushSource",
         "QualityPolicy",
         "RequestSource",
+        "StreamSource",
         "TrainingSet",
         "build_definitions",
         "get_historical_features",

@@ -7,6 +7,7 @@ import polars as pl
 
 from feature_assets.compute.source_frames import UTC_MICROSECONDS, normalize_source, to_utc_microseconds
 from feature_assets.compute.sql_rows import sql_rows
+from feature_assets.compute.stream_events import stream_events
 from feature_assets.compute.windowed_aggregation import aggregate_windows
 from feature_assets.language.errors import TransformationOutputError
 from feature_assets.language.feature_view import FeatureView
@@ -28,10 +29,14 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
     A row's identity is (join keys, event_timestamp, created_timestamp). Exact duplicate rows (a snapshot exported
     twice) collapse to one; rows that share an identity but differ in a value stay, for the schema check to refuse.
     Windowed aggregations emit one row per entity and step, so they have no duplicates to look for. A view on a
-    push source also holds the day's pushed rows (its event log), each with its arrival time as created time.
+    push source also holds the day's pushed rows (its event log), each with its arrival time as created time; a view
+    on a stream source aggregates its batch source's events and the events pushed to it.
     """
     start, end = day_bounds(day, view.lookback)
-    events = normalize_source(view, offline_store.scan_source(view.source, start, end))
+    if view.streaming:
+        events = stream_events(view, offline_store, start, end)
+    else:
+        events = normalize_source(view, offline_store.scan_source(view.source, start, end))
     if view.aggregations:
         rows = aggregate_windows(events, view, day)
     elif view.transformation is not None:
@@ -42,7 +47,7 @@ def compute_partition(view: FeatureView, offline_store: OfflineStore, day: date)
         rows = events
     day_start, day_end = day_bounds(day)
     output = select_output(view, rows)
-    pushed = offline_store.scan_pushed(view, day) if view.takes_pushes else None
+    pushed = offline_store.scan_pushed(view, day) if view.takes_pushes and not view.streaming else None
     if pushed is not None:
         output = pl.concat([output, pushed.select(list(view.output_schema))])
     frame = (

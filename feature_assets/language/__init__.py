@@ -17,7 +17,7 @@ from feature_assets.language.field import Field
 from feature_assets.language.on_demand import OnDemandFeatureView, RequestSource
 from feature_assets.language.quality_policy import QualityPolicy
 from feature_assets.language.repository import FeatureRepository
-from feature_assets.language.sources import ParquetSource, PushSource
+from feature_assets.language.sources import ParquetSource, PushSource, StreamSource
 from feature_assets.language.training_set import TrainingSet
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "QualityPolicy",
     "RequestSource",
     "SourceSchemaError",
+    "StreamSource",
     "TrainingSet",
     "TransformationOutputError",
 ]

@@ -16,13 +16,14 @@ from feature_assets.language.errors import DefinitionError
 from feature_assets.language.field import Field, normalize_dtype
 from feature_assets.language.names import validate_name
 from feature_assets.language.quality_policy import QualityPolicy
-from feature_assets.language.sources import ParquetSource, PushSource, Source
+from feature_assets.language.sources import ParquetSource, PushSource, Source, StreamSource
 
 AggregationFunction = Literal["sum", "count", "mean", "min", "max", "last", "count_distinct"]
 Transformation = Callable[[pl.LazyFrame], pl.LazyFrame]
 
 _OWNER = re.compile(r"team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 _COUNTING: frozenset[str] = frozenset({"count", "count_distinct"})
+STREAMED_FUNCTIONS: tuple[str, ...] = ("sum", "count", "mean", "min", "max", "last")
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class FeatureView:
     step: timedelta
     start_date: date
     quality: QualityPolicy
+    allowed_lateness: timedelta | None
     fields_by_name: Mapping[str, Field] = field(repr=False)
 
     def __init__(
@@ -106,6 +108,7 @@ class FeatureView:
         step: str | timedelta = "1h",
         start_date: str | date = "2024-01-01",
         quality: QualityPolicy | None = None,
+        allowed_lateness: str | timedelta | None = None,
     ) -> None:
         validate_name(name, "FeatureView")
         where = f"FeatureView {name!r}"
@@ -113,7 +116,11 @@ class FeatureView:
             raise DefinitionError(
                 f"{where}: source must be a ParquetSource or a PushSource, got {type(source).__name__}"
             )
-        if isinstance(source, PushSource) and (transformation is not None or sql is not None or aggregations):
+        if isinstance(source, StreamSource):
+            _check_streamed(where, transformation, sql, aggregations)
+        elif allowed_lateness is not None:
+            raise DefinitionError(f"{where}: allowed_lateness applies to views on a StreamSource only; drop it")
+        elif isinstance(source, PushSource) and (transformation is not None or sql is not None or aggregations):
             raise DefinitionError(
                 f"{where}: a PushSource feeds a view whose features are the pushed columns; drop the "
                 "transformation, sql and aggregations, or read the source's batch_source instead"
@@ -175,6 +182,11 @@ class FeatureView:
             "step": step_td,
             "start_date": start,
             "quality": quality or QualityPolicy(),
+            "allowed_lateness": (
+                parse_duration(allowed_lateness or "5m", f"{where} allowed_lateness")
+                if isinstance(source, StreamSource)
+                else None
+            ),
             "fields_by_name": {f.name: f for f in fields},
         }
         for key, value in values.items():
@@ -187,6 +199,16 @@ class FeatureView:
     def takes_pushes(self) -> bool:
         """Return whether rows can be pushed to the view (its source is a PushSource)."""
         return isinstance(self.source, PushSource)
+
+    @property
+    def streaming(self) -> bool:
+        """Return whether stream workers keep the view's aggregations fresh online (its source is a StreamSource)."""
+        return isinstance(self.source, StreamSource)
+
+    @property
+    def stream_columns(self) -> tuple[str, ...]:
+        """Return the source columns the view's aggregations read, sorted: the value fields of its stream events."""
+        return tuple(sorted({a.column for a in self.aggregations}))
 
     @property
     def join_keys(self) -> tuple[str, ...]:
@@ -232,10 +254,28 @@ class FeatureView:
             repr(self.ttl),
             repr([(a.column, a.function, a.window, a.name, str(a.dtype)) for a in self.aggregations]),
             repr(self.step),
+            *([repr(self.allowed_lateness)] if self.allowed_lateness else []),
             transformation_code,
             *([self.sql] if self.sql else []),
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _check_streamed(
+    where: str, transformation: Transformation | None, sql: str | None, aggregations: Sequence[Aggregation]
+) -> None:
+    """Refuse what stream workers cannot keep fresh: no aggregations, a transformation or SQL, count_distinct."""
+    if transformation is not None or sql is not None or not aggregations:
+        raise DefinitionError(
+            f"{where}: a StreamSource feeds windowed aggregations; give aggregations= and drop the transformation "
+            "and sql"
+        )
+    for aggregation in aggregations:
+        if aggregation.function not in STREAMED_FUNCTIONS:
+            raise DefinitionError(
+                f"{where}: aggregation {aggregation.name!r} uses {aggregation.function}, which stream workers do not "
+                f"keep; use one of {', '.join(STREAMED_FUNCTIONS)} or read the batch source in another view"
+            )
 
 
 def _resolve_schema(where: str, schema: tuple[Field, ...], aggregations: tuple[Aggregation, ...]) -> tuple[Field, ...]:

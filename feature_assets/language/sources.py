@@ -73,4 +73,23 @@ class PushSource:
         return self.batch_source.columns_read
 
 
-Source = ParquetSource | PushSource
+@dataclass(frozen=True)
+class StreamSource(PushSource):
+    """Events arriving on Redis Streams, beside a Parquet `batch_source` holding their history.
+
+    A view on a stream source keeps windowed aggregations fresh online: events pushed to it (or appended by
+    producers to its `partitions` Redis Streams, chosen by entity hash) are applied by stream workers to per-entity
+    tiles, while its daily partitions aggregate the batch source and the pushed events with the same definitions.
+    """
+
+    partitions: int = 4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not isinstance(self.partitions, int) or not 1 <= self.partitions <= 1024:
+            raise DefinitionError(
+                f"StreamSource {self.name!r}: partitions must be an integer from 1 to 1024, got {self.partitions!r}"
+            )
+
+
+Source = ParquetSource | PushSource | StreamSource

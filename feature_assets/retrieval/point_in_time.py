@@ -10,6 +10,8 @@ import duckdb
 import pandas as pd
 import polars as pl
 
+from feature_assets.compute.served_windows import served_values
+from feature_assets.compute.stream_events import stream_events
 from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.feature_view import FeatureView
@@ -272,6 +274,9 @@ def _join_chunk(
     try:
         for view in resolved.views:
             view_columns = [c for c in columns if c.view is view]
+            if view.streaming and as_of == "available" and first is not None and last is not None:
+                values.extend(_served_columns(view, view_columns, entities, offline_store, first, last))
+                continue
             files = _partition_files(offline_store, view, first, last)
             if files:
                 sql = _view_query(view, view_columns, as_of, ceiling)
@@ -326,6 +331,22 @@ def _view_query(view: FeatureView, columns: Sequence[_OutputColumn], as_of: AsOf
         f"SELECT {', '.join(outputs)} FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v "
         f"ON {' AND '.join([*equalities, condition])} ORDER BY e.{_ROW}"
     )
+
+
+def _served_columns(
+    view: FeatureView,
+    columns: Sequence[_OutputColumn],
+    entities: pl.DataFrame,
+    offline_store: OfflineStore,
+    first: int,
+    last: int,
+) -> list[pl.Series]:
+    """Return a streaming view's columns as its stream workers served them at each entity row's time."""
+    start = _EPOCH + timedelta(microseconds=first) - view.lookback - view.step
+    end = _EPOCH + timedelta(microseconds=last) + view.step
+    requests = entities.select(_ROW, *view.join_keys, _TIME)
+    served = served_values(view, stream_events(view, offline_store, start, end), requests, _ROW, _TIME)
+    return [served.get_column(c.feature).alias(c.name).cast(c.dtype) for c in columns]
 
 
 def _partition_files(offline_store: OfflineStore, view: FeatureView, first: int | None, last: int | None) -> list[str]:

@@ -72,6 +72,9 @@ def push(
     if needed:
         raise PushError(f"{where}: to={to!r} needs {' and '.join(needed)}")
     stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+    if view.streaming:
+        events = pushed_events(view, rows, stamp)
+        return _push_events(view, events, online_store if online else None, offline_store if offline else None, stamp)
     frame = pushed_rows(view, rows, stamp)
     report = validate_partition(view, frame)
     if not report.passed:
@@ -92,6 +95,62 @@ def push(
             kept = f"; the offline event log already holds the {frame.height} rows" if files else ""
             raise OnlineStoreError(f"{error}{kept}; pushing the same rows again is safe") from error
     return PushResult(frame.height, replaced, files, stamp)
+
+
+def _push_events(
+    view: FeatureView,
+    frame: pl.DataFrame,
+    online_store: RedisOnlineStore | None,
+    offline_store: OfflineStore | None,
+    stamp: datetime,
+) -> PushResult:
+    """Append validated events to the view's event log, then to its Redis Streams for the stream workers."""
+    files = tuple(offline_store.append_pushed(view, frame)) if offline_store is not None else ()
+    if online_store is not None:
+        try:
+            online_store.append_events(view, frame)
+        except OnlineStoreError as error:
+            kept = f"; the offline event log already holds the {frame.height} events" if files else ""
+            raise OnlineStoreError(f"{error}{kept}") from error
+    return PushResult(frame.height, 0, files, stamp)
+
+
+def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
+    """Return events pushed to a streaming view as its event log's rows: keys, times, columns; arrival = `arrival`."""
+    where = f"push to FeatureView {view.name!r}"
+    frame = _as_frame(where, rows)
+    timestamp_field = view.source.timestamp_field
+    if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
+        frame = frame.rename({timestamp_field: "event_timestamp"})
+    if "created_timestamp" in frame.columns:
+        raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each event's arrival time")
+    expected = [*view.join_keys, "event_timestamp", *view.stream_columns]
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise PushError(f"{where}: the events lack column(s) {missing}; give {expected}")
+    unknown = [name for name in frame.columns if name not in expected]
+    if unknown:
+        raise PushError(f"{where}: column(s) {unknown} are not read by the view; its events have {expected}")
+    schema = frame.schema
+    if not isinstance(schema["event_timestamp"], pl.Datetime):
+        raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {schema['event_timestamp']}")
+    for key, dtype in view.key_dtypes.items():
+        if schema[key] != dtype and not (schema[key].is_integer() and dtype.is_integer()):
+            raise PushError(f"{where}: join key {key!r} has dtype {schema[key]}; the view declares {dtype}")
+    numeric = {a.column for a in view.aggregations if a.function != "count"}
+    for column in sorted(numeric):
+        if not schema[column].is_numeric() and schema[column] != pl.Null:
+            raise PushError(f"{where}: column {column!r} has dtype {schema[column]}; aggregations need numbers")
+    for column in (*view.join_keys, "event_timestamp"):
+        nulls = frame.get_column(column).is_null()
+        if nulls.any():
+            raise PushError(f"{where} refused, nothing was written: row {nulls.arg_true()[0]}: {column!r} is null")
+    return frame.select(
+        *[pl.col(key).cast(dtype) for key, dtype in view.key_dtypes.items()],
+        to_utc_microseconds("event_timestamp", schema["event_timestamp"]),
+        pl.lit(arrival.replace(tzinfo=None)).dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("created_timestamp"),
+        *[pl.col(column).cast(pl.Float64) if column in numeric else pl.col(column) for column in view.stream_columns],
+    )
 
 
 def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
