@@ -352,8 +352,8 @@ def read_script(view: FeatureView) -> str:
     return f"""
 local tonumber, floor = tonumber, math.floor
 local STEP, L = {step}, {lookback}
-local FIELDS = {{{', '.join(map(_lua_string, fields))}}}
-local AGGREGATIONS = {{{', '.join(aggregations)}}}
+local FIELDS = {{{", ".join(map(_lua_string, fields))}}}
+local AGGREGATIONS = {{{", ".join(aggregations)}}}
 local now = tonumber(ARGV[1])
 local r = now % STEP
 local F = (now - r) / STEP

@@ -148,7 +148,10 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
     return frame.select(
         *[pl.col(key).cast(dtype) for key, dtype in view.key_dtypes.items()],
         to_utc_microseconds("event_timestamp", schema["event_timestamp"]),
-        pl.lit(arrival.replace(tzinfo=None)).dt.replace_time_zone("UTC").dt.cast_time_unit("us").alias("created_timestamp"),
+        pl.lit(arrival.replace(tzinfo=None))
+        .dt.replace_time_zone("UTC")
+        .dt.cast_time_unit("us")
+        .alias("created_timestamp"),
         *[pl.col(column).cast(pl.Float64) if column in numeric else pl.col(column) for column in view.stream_columns],
     )
 

@@ -86,7 +86,9 @@ class StreamWorker:
             if not view.streaming:
                 raise ValueError(f"FeatureView {view.name!r} is not on a StreamSource; a stream worker cannot run it")
         self.partitions = [
-            _Partition(view, stream_keys(self.key_prefix, view, p)) for view in self.views for p in range(partitions(view))
+            _Partition(view, stream_keys(self.key_prefix, view, partition))
+            for view in self.views
+            for partition in range(partitions(view))
         ]
         self.by_stream = {part.keys.stream.encode(): part for part in self.partitions}
         self.scripts = {view.name: self.client.register_script(apply_script(view)) for view in self.views}
@@ -214,7 +216,7 @@ def partition_state(client: Client, key_prefix: str, view: FeatureView) -> list[
 
 def main(argv: list[str] | None = None) -> int:
     """Run one stream worker until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m feature_assets.streaming.worker", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m feature_assets.streaming.worker", description=main.__doc__)
     parser.add_argument("--repository", default="feature_assets.demo.views:repository")
     parser.add_argument("--views", default="", help="comma-separated streaming views (default: all of them)")
     parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}")
