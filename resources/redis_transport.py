@@ -147,7 +147,7 @@ class ClusterTransport:
                 if plan.script_sha is None:
                     pipeline.hget(key, plan.field)
                 else:
-                    pipeline.evalsha(plan.script_sha, 1, key, now_us)
+                    pipeline.execute_command("EVALSHA", plan.script_sha, 1, key, now_us)
         return group_by_view(pipeline.execute(), requests)
 
     def write(self, slices: Iterator[pl.DataFrame], script: str, progress: WriteProgress) -> None:

@@ -323,8 +323,9 @@ def _view_query(view: FeatureView, columns: Sequence[_OutputColumn], as_of: AsOf
     outputs = []
     for column in columns:
         value = f"v.{_quote(column.feature)}"
-        if view.ttl is not None:
-            ttl = view.ttl // _ONE_MICROSECOND
+        reach = _reach(view)
+        if reach is not None:
+            ttl = reach // _ONE_MICROSECOND
             value = f"CASE WHEN (v.{_ORDER} >> 64)::BIGINT >= e.{ceiling} - {ttl} THEN {value} END"
         outputs.append(f"{value} AS {_quote(column.name)}")
     return (
@@ -349,13 +350,26 @@ def _served_columns(
     return [served.get_column(c.feature).alias(c.name).cast(c.dtype) for c in columns]
 
 
+def _reach(view: FeatureView) -> timedelta | None:
+    """Return how old a matched row may be: the ttl; for aggregations, less than one step (the row at T's step).
+
+    A windowed aggregation has a row at every step whose longest window holds events, so an older row means the
+    windows at T's step are empty: the values are null, not the stale row's.
+    """
+    if not view.aggregations:
+        return view.ttl
+    within_step = view.step - _ONE_MICROSECOND
+    return within_step if view.ttl is None else min(view.ttl, within_step)
+
+
 def _partition_files(offline_store: OfflineStore, view: FeatureView, first: int | None, last: int | None) -> list[str]:
     """Return the view's partitions that can hold a match for entity times in [first, last] (epoch micros)."""
     if first is None or last is None:
         return []
     start: date | None = None
-    if view.ttl is not None:
-        start = (_EPOCH + timedelta(microseconds=first) - view.ttl).date()
+    reach = _reach(view)
+    if reach is not None:
+        start = (_EPOCH + timedelta(microseconds=first) - reach).date()
     return offline_store.partition_files(view, start, (_EPOCH + timedelta(microseconds=last)).date())
 
 
