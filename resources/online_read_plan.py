@@ -15,7 +15,8 @@ from resources import online_encoding as encoding
 from resources.entity_rows import check_key_dtype
 from resources.online_response import EXPIRED, NOT_FOUND, PRESENT
 from resources.redis_transport import Reply
-from resources.stream_state import partition_of, partitions, read_script, tile_key_affixes
+from resources.stream_keys import partition_of, partitions, tile_key_affixes
+from resources.stream_scripts import read_script
 
 Features = Sequence[str] | FeatureService
 

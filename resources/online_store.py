@@ -32,7 +32,7 @@ from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_r
 from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
 from resources.project_redis import ensure_project_redis
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
-from resources.stream_state import stream_entries, stream_keys
+from resources.stream_keys import stream_entries, stream_keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192

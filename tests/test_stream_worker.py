@@ -28,7 +28,7 @@ from feature_assets.retrieval.point_in_time import get_historical_features
 from feature_assets.streaming.push import push
 from feature_assets.streaming.worker import StreamWorker, partition_state
 from resources.online_store import RedisOnlineStore
-from resources.stream_state import GROUP, partition_of, stream_keys
+from resources.stream_keys import GROUP, partition_of, stream_keys
 from tests.streaming_views import driver_trips_live as VIEW
 from tests.streaming_views import repository
 
@@ -436,7 +436,7 @@ def test_an_invalid_push_writes_nothing_to_the_streams_or_the_event_log(store, o
     cases = [
         ({**good, "fare": ["cheap"]}, "column 'fare' has dtype String; aggregations need numbers"),
         ({k: v for k, v in good.items() if k != "trip"}, "the events lack column(s) ['trip']"),
-        ({**good, "driver_id": [None]}, "'driver_id' is null"),
+        ({k: v * 2 for k, v in good.items()} | {"driver_id": [1, None]}, "row 1: 'driver_id' is null"),
         ({**good, "driver_id": ["1"]}, "join key 'driver_id' has dtype String"),
         ({**good, "surge": [2.0]}, "column(s) ['surge'] are not read by the view"),
     ]

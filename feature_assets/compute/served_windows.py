@@ -3,7 +3,7 @@
 At T, with F = floor(T / step) and B = ceil(T / step), an aggregation of window w covers events whose bucket
 b = ceil(event time / step) is in `(F - w / step, B]`, that had arrived by T (arrival <= T) and were not late
 (arrival - event time <= the view's allowed lateness). No event in the longest window gives a row of nulls; a view
-ttl nulls the row when its newest event in that window is older than T - ttl. `resources.stream_state` applies
+ttl nulls the row when its newest event in that window is older than T - ttl. `resources.stream_scripts` applies
 and reads the same rule in Redis.
 """
 

@@ -27,14 +27,9 @@ from redis.cluster import RedisCluster
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository, load_repository
 from resources.online_store import RedisOnlineStore
-from resources.stream_state import (
-    DEAD_LETTER_SCRIPT,
-    GROUP,
-    StreamKeys,
-    apply_script,
-    partitions,
-    stream_keys,
-)
+from resources.stream_batches import Entry, Fold, StreamSpec, fold_entries
+from resources.stream_keys import GROUP, StreamKeys, partitions, stream_keys
+from resources.stream_scripts import DEAD_LETTER_SCRIPT, apply_script
 
 Client = redis.Redis | RedisCluster
 COUNTERS = ("applied", "late", "expired", "invalid", "dead")
@@ -65,6 +60,10 @@ class WorkerTotals:
 class _Partition:
     view: FeatureView
     keys: StreamKeys
+    spec: StreamSpec
+
+
+_Work = list[tuple[_Partition, Fold, Sequence[Entry]]]
 
 
 @dataclass
@@ -86,7 +85,7 @@ class StreamWorker:
             if not view.streaming:
                 raise ValueError(f"FeatureView {view.name!r} is not on a StreamSource; a stream worker cannot run it")
         self.partitions = [
-            _Partition(view, stream_keys(self.key_prefix, view, partition))
+            _Partition(view, stream_keys(self.key_prefix, view, partition), StreamSpec.of(view))
             for view in self.views
             for partition in range(partitions(view))
         ]
@@ -95,6 +94,7 @@ class StreamWorker:
         self.dead_letter = self.client.register_script(DEAD_LETTER_SCRIPT)
         self.client.set_response_callback("XREADGROUP", lambda response, **_: response)
         self.cluster = isinstance(self.client, RedisCluster)
+        self._prefetched: _Work = []
 
     def create_groups(self) -> None:
         """Create each partition stream and its consumer group when missing (reading from the stream's start)."""
@@ -106,15 +106,21 @@ class StreamWorker:
                     raise
 
     def poll(self) -> int:
-        """Read and apply one batch per partition stream that has new entries; return how many entries were read."""
-        replies = self._read_new()
-        read = 0
-        for stream, entries in replies:
-            ids = [entry[0] for entry in entries if entry[1] is not None]
-            read += len(entries)
-            if ids:
-                self._apply(self.by_stream[stream], ids)
-        return read
+        """Apply one batch per partition stream with new entries; return how many entries were applied or skipped.
+
+        On a standalone server the next batch is read in the same round trip as this batch's scripts, and folded
+        while Redis runs them.
+        """
+        work = self._prefetched or self._fold(self._read(">", self.block_ms))
+        self._prefetched = []
+        if not work:
+            return 0
+        if self.cluster:
+            for part, fold, entries in work:
+                self._apply(part, fold, entries)
+        else:
+            self._apply_and_read_ahead(work)
+        return sum(len(entries) for _, _, entries in work)
 
     def recover(self) -> int:
         """Take over entries pending longer than `claim_idle_ms`, dead-lettering those delivered too often."""
@@ -125,7 +131,7 @@ class StreamWorker:
                 reply = self.client.xautoclaim(
                     part.keys.stream, GROUP, self.consumer, self.claim_idle_ms, start, count=self.batch_size
                 )
-                start, claimed = reply[0], [entry[0] for entry in reply[1] if entry[1] is not None]
+                start, claimed = reply[0], [(entry[0], entry[1]) for entry in reply[1] if entry[1] is not None]
                 if claimed:
                     handled += self._settle(part, claimed)
                 if start in (b"0-0", "0-0"):
@@ -135,6 +141,8 @@ class StreamWorker:
     def run(self, stop: threading.Event, recover_every_s: float = 1.0) -> WorkerTotals:
         """Apply events until `stop` is set, taking over idle pending entries every `recover_every_s` seconds."""
         self.create_groups()
+        for part, fold, entries in self._fold(self._read("0", None)):
+            self._apply(part, fold, entries)
         self.recover()
         next_recovery = time.monotonic() + recover_every_s
         while not stop.is_set():
@@ -146,31 +154,88 @@ class StreamWorker:
                 next_recovery = time.monotonic() + recover_every_s
         return self.totals
 
-    def _read_new(self) -> list[tuple[bytes, list[list[object]]]]:
-        """Return new entries per stream: one blocking XREADGROUP over all streams, or one call per stream (Cluster)."""
+    def _read(self, start: str, block_ms: int | None) -> list[tuple[bytes, Sequence[Entry]]]:
+        """Return entries per stream: new ones (`>`) or this consumer's pending ones (`0`); one call per stream on
+        a Cluster, else one (blocking) XREADGROUP over all streams."""
         if not self.cluster:
-            streams = {part.keys.stream: ">" for part in self.partitions}
-            reply = self.client.xreadgroup(GROUP, self.consumer, streams, count=self.batch_size, block=self.block_ms)
-            return _per_stream(reply)
+            streams = {part.keys.stream: start for part in self.partitions}
+            return _per_stream(self.client.xreadgroup(GROUP, self.consumer, streams, self.batch_size, block_ms))
         replies = []
         for part in self.partitions:
-            reply = self.client.xreadgroup(GROUP, self.consumer, {part.keys.stream: ">"}, count=self.batch_size)
-            replies += _per_stream(reply)
+            replies += _per_stream(
+                self.client.xreadgroup(GROUP, self.consumer, {part.keys.stream: start}, self.batch_size)
+            )
         return replies
 
-    def _apply(self, part: _Partition, ids: list[bytes]) -> None:
+    def _fold(self, replies: list[tuple[bytes, Sequence[Entry]]]) -> _Work:
+        work = []
+        for stream, entries in replies:
+            if entries:
+                part = self.by_stream[stream]
+                work.append((part, fold_entries(part.spec, entries), entries))
+        return work
+
+    def _arguments(self, part: _Partition, fold: Fold) -> list[object]:
+        return [GROUP, int(time.time() * 1000), len(fold.ids), *fold.ids, *fold.arguments]
+
+    def _apply(self, part: _Partition, fold: Fold, entries: Sequence[Entry]) -> None:
+        """Run the apply script on a folded batch; if another worker applied some of it, refold what is left."""
         script = self.scripts[part.view.name]
-        result = script(keys=[part.keys.stream, part.keys.state], args=[GROUP, int(time.time() * 1000), *ids])
+        result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(part, fold))
+        if int(result[0]) == -1:
+            still = {
+                entry["message_id"]
+                for entry in self.client.xpending_range(
+                    part.keys.stream, GROUP, min=entries[0][0], max=entries[-1][0], count=len(entries) * 8 + 64
+                )
+            }
+            fold = fold_entries(part.spec, [entry for entry in entries if entry[0] in still])
+            result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(part, fold))
+            if int(result[0]) == -1:
+                return
         self.totals.add(result)
 
-    def _settle(self, part: _Partition, claimed: list[bytes]) -> int:
+    def _apply_and_read_ahead(self, work: _Work) -> None:
+        """Send the next XREADGROUP and this batch's scripts in one round trip; fold the next batch meanwhile."""
+        streams = [part.keys.stream for part in self.partitions]
+        read_ahead = ["XREADGROUP", "GROUP", GROUP, self.consumer, "COUNT", self.batch_size, "STREAMS"]
+        commands = [(*read_ahead, *streams, *[">"] * len(streams))]
+        for part, fold, _ in work:
+            sha = self.scripts[part.view.name].sha
+            commands.append(("EVALSHA", sha, 2, part.keys.stream, part.keys.state, *self._arguments(part, fold)))
+        connection = self.client.connection_pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_commands(commands))
+            ahead = connection.read_response()
+            self._prefetched = self._fold(_per_stream(ahead))
+            results: list[object] = []
+            for _ in work:
+                try:
+                    results.append(connection.read_response())
+                except redis.ResponseError as error:
+                    results.append(error)
+        except BaseException:
+            connection.disconnect()
+            raise
+        finally:
+            self.client.connection_pool.release(connection)
+        for (part, fold, entries), result in zip(work, results, strict=True):
+            if isinstance(result, redis.exceptions.NoScriptError):
+                self._apply(part, fold, entries)
+            elif isinstance(result, Exception):
+                raise result
+            elif int(result[0]) == -1:
+                self._apply(part, fold, entries)
+            else:
+                self.totals.add(result)
+
+    def _settle(self, part: _Partition, claimed: list[Entry]) -> int:
         """Dead-letter claimed entries delivered `max_deliveries` times or more; apply the others."""
-        pending = self.client.xpending_range(
-            part.keys.stream, GROUP, min=claimed[0], max=claimed[-1], count=len(claimed) * 4 + 16
-        )
+        ids = [entry_id for entry_id, _ in claimed]
+        pending = self.client.xpending_range(part.keys.stream, GROUP, min=ids[0], max=ids[-1], count=len(ids) * 4 + 16)
         deliveries = {entry["message_id"]: entry["times_delivered"] for entry in pending}
-        exhausted = [i for i in claimed if deliveries.get(i, 0) >= self.max_deliveries]
-        retried = [i for i in claimed if deliveries.get(i, 0) < self.max_deliveries]
+        exhausted = [i for i in ids if deliveries.get(i, 0) >= self.max_deliveries]
+        retried = [entry for entry in claimed if deliveries.get(entry[0], 0) < self.max_deliveries]
         if exhausted:
             moved = self.dead_letter(
                 keys=[part.keys.stream, part.keys.state, part.keys.dead],
@@ -178,7 +243,7 @@ class StreamWorker:
             )
             self.totals.dead += int(moved)
         if retried:
-            self._apply(part, retried)
+            self._apply(part, fold_entries(part.spec, retried), retried)
         self.totals.claimed += len(claimed)
         return len(claimed)
 

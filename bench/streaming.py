@@ -1,0 +1,279 @@
+"""Benchmark: the stream worker against a floor of the same Redis Streams traffic, in the same run.
+
+1. Throughput. N events (1,000 drivers, event times in the last 50 minutes) are appended to the streaming view's
+   partition streams; one worker (`StreamWorker.poll` in this process) applies them all: events/s, and the Redis CPU
+   per event. The floor reads the same prefilled streams with the same XREADGROUP calls and acknowledges each batch
+   with XACK, applying nothing. Median of `--repeats` runs each.
+2. Freshness. A worker process (`python -m feature_assets.streaming.worker`) runs while this process appends events
+   at 1,000 and 5,000 events/s (pipelined XADD, as producers do) and, 100 times a second, pushes one event of a new
+   driver with `push(view, rows, to="online")` and reads that driver with `get_online_features` until it is present:
+   push→readable latency percentiles.
+3. Memory. 1,000 drivers with an event in each of the last 60 one-minute buckets (the longest window, 1 hour):
+   MEMORY USAGE of the tile hashes per entity.
+
+Starts a private redis-server. Prints a table, then one JSON line.
+"""
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+import redis
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from feature_assets import Aggregation, Entity, FeatureRepository, FeatureView, ParquetSource, StreamSource  # noqa: E402
+from feature_assets.streaming.push import push  # noqa: E402
+from feature_assets.streaming.worker import StreamWorker, partition_state  # noqa: E402
+from resources.embedded_redis import RedisServer  # noqa: E402
+from resources.online_store import RedisOnlineStore  # noqa: E402
+from resources.stream_keys import GROUP, stream_entries, stream_keys  # noqa: E402
+
+driver = Entity("driver", ["driver_id"])
+trip_stream = StreamSource(
+    "bench_trip_stream",
+    batch_source=ParquetSource("bench_trip_history", "bench/trips/*.parquet", timestamp_field="event_timestamp"),
+    partitions=4,
+)
+driver_trips_now = FeatureView(
+    "driver_trips_now",
+    entities=[driver],
+    source=trip_stream,
+    aggregations=[
+        Aggregation("trip", "count", "10m", name="trips_10m"),
+        Aggregation("trip", "count", "1h", name="trips_1h"),
+        Aggregation("fare", "sum", "1h"),
+        Aggregation("fare", "mean", "1h"),
+        Aggregation("fare", "max", "10m"),
+        Aggregation("fare", "last", "1h"),
+    ],
+    step="1m",
+)
+repository = FeatureRepository([driver_trips_now])
+DRIVERS = 1000
+PROBES_PER_S = 100
+
+
+def events(count: int, now: datetime, seed: int) -> pl.DataFrame:
+    """Return `count` events of 1,000 drivers in the 50 minutes before `now`, each arriving 0-2 s after it happened."""
+    rng = random.Random(seed)
+    times = sorted(now - timedelta(microseconds=rng.randrange(3000 * 10**6)) for _ in range(count))
+    return pl.DataFrame(
+        {
+            "driver_id": [rng.randrange(DRIVERS) for _ in range(count)],
+            "event_timestamp": times,
+            "created_timestamp": [t + timedelta(microseconds=rng.randrange(2 * 10**6)) for t in times],
+            "fare": [rng.randrange(400) / 4 for _ in range(count)],
+            "trip": [f"t{i}" for i in range(count)],
+        },
+        schema_overrides={"event_timestamp": pl.Datetime("us", "UTC"), "created_timestamp": pl.Datetime("us", "UTC")},
+    )
+
+
+def prefill(store: RedisOnlineStore, frame: pl.DataFrame) -> None:
+    """Reset the streams and append `frame` to them, with each partition's group created at the start."""
+    store.client.flushall()
+    StreamWorker([driver_trips_now], store.client).create_groups()
+    for part in frame.iter_slices(50_000):
+        store.append_events(driver_trips_now, part)
+
+
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def run_worker(store: RedisOnlineStore, total: int, batch: int) -> tuple[float, float]:
+    """Apply every prefilled event with one StreamWorker; return (seconds, Redis CPU seconds)."""
+    worker = StreamWorker([driver_trips_now], store.client, batch_size=batch, consumer="bench")
+    cpu, started = redis_cpu(store.client), time.perf_counter()
+    while worker.totals.applied + worker.totals.late + worker.totals.expired < total:
+        worker.poll()
+    return time.perf_counter() - started, redis_cpu(store.client) - cpu
+
+
+def run_floor(client: redis.Redis, total: int, batch: int) -> tuple[float, float]:
+    """Read the prefilled streams with XREADGROUP and XACK each batch, applying nothing."""
+    client.set_response_callback("XREADGROUP", lambda response, **_: response)
+    streams = {stream_keys("fs", driver_trips_now, p).stream: ">" for p in range(4)}
+    done = 0
+    cpu, started = redis_cpu(client), time.perf_counter()
+    while done < total:
+        reply = client.xreadgroup(GROUP, "floor", streams, count=batch, block=5) or {}
+        for stream, entries in reply.items() if isinstance(reply, dict) else reply:
+            ids = [entry[0] for entry in entries]
+            done += client.xack(stream, GROUP, *ids)
+    return time.perf_counter() - started, redis_cpu(client) - cpu
+
+
+def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) -> dict[str, float]:
+    frame = events(total, datetime.now(UTC), 1)
+    runs: dict[str, list[tuple[float, float]]] = {"worker": [], "floor": []}
+    for _ in range(repeats):
+        prefill(store, frame)
+        runs["worker"].append(run_worker(store, total, batch))
+        prefill(store, frame)
+        runs["floor"].append(run_floor(redis.Redis.from_url(store.url), total, batch))
+    figures = {}
+    for name, timings in runs.items():
+        seconds = statistics.median(t[0] for t in timings)
+        cpu = statistics.median(t[1] for t in timings)
+        figures[f"{name}_events_per_s"] = total / seconds
+        figures[f"{name}_redis_us_per_event"] = cpu * 1e6 / total
+    return figures
+
+
+def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> list[float]:
+    """Append events at `rate` per second for `seconds` while probing push→readable; return latencies in ms."""
+    store.client.flushall()
+    env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT)}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "feature_assets.streaming.worker", "--repository", "bench.streaming:repository"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        probe(store, 999_999)
+        rng = random.Random(rate)
+        latencies: list[float] = []
+        started = time.perf_counter()
+        sent, probes = 0, 0
+        pipeline = store.client.pipeline(transaction=False)
+        while (elapsed := time.perf_counter() - started) < seconds:
+            due = int(elapsed * rate) - sent
+            if due > 0:
+                now = datetime.now(UTC)
+                frame = pl.DataFrame(
+                    {
+                        "driver_id": [rng.randrange(DRIVERS) for _ in range(due)],
+                        "event_timestamp": [now] * due,
+                        "created_timestamp": [now] * due,
+                        "fare": [rng.randrange(400) / 4 for _ in range(due)],
+                        "trip": ["t"] * due,
+                    }
+                )
+                for partition, fields in stream_entries(driver_trips_now, frame):
+                    pipeline.xadd(stream_keys("fs", driver_trips_now, partition).stream, fields)
+                pipeline.execute()
+                sent += due
+            if int(elapsed * PROBES_PER_S) > probes:
+                probes += 1
+                latencies.append(probe(store, 1_000_000 + probes))
+            else:
+                time.sleep(0.0002)
+        return latencies
+    finally:
+        worker.terminate()
+        worker.wait(10)
+
+
+def probe(store: RedisOnlineStore, driver_id: int) -> float:
+    """Push one event of a new driver and read it until present; return the milliseconds in between.
+
+    The first probe of a run also waits for the worker process to start.
+    """
+    started = time.perf_counter()
+    row = {"driver_id": [driver_id], "event_timestamp": [datetime.now(UTC)], "fare": [1.0], "trip": ["p"]}
+    push(driver_trips_now, row, to="online", online_store=store)
+    while store.get_online_features(["driver_trips_now:trips_10m"], [{"driver_id": driver_id}]).to_dict()[
+        "trips_10m"
+    ] != [1]:
+        pass
+    return (time.perf_counter() - started) * 1000
+
+
+def memory_per_entity(store: RedisOnlineStore) -> tuple[float, int]:
+    """Return the mean MEMORY USAGE of a driver's tiles, and its field count, with every bucket of the hour filled."""
+    now = datetime.now(UTC)
+    store.client.flushall()
+    worker = StreamWorker([driver_trips_now], store.client)
+    worker.create_groups()
+    frame = pl.DataFrame(
+        {
+            "driver_id": [d for d in range(DRIVERS) for _ in range(60)],
+            "event_timestamp": [now - timedelta(minutes=m) for _ in range(DRIVERS) for m in range(60)],
+            "created_timestamp": [now - timedelta(minutes=m) for _ in range(DRIVERS) for m in range(60)],
+            "fare": [12.25] * (DRIVERS * 60),
+            "trip": ["t"] * (DRIVERS * 60),
+        },
+        schema_overrides={"event_timestamp": pl.Datetime("us", "UTC"), "created_timestamp": pl.Datetime("us", "UTC")},
+    )
+    store.append_events(driver_trips_now, frame)
+    while worker.poll():
+        pass
+    keys = list(store.client.scan_iter(match="fs:{driver_trips_now:*}:t:*", count=1000))
+    sizes = [store.client.memory_usage(key, samples=0) for key in keys]
+    return statistics.mean(sizes), store.client.hlen(keys[0])
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000, help="events applied in the throughput run")
+    parser.add_argument("--batch", type=int, default=1000, help="entries per XREADGROUP (per stream)")
+    parser.add_argument("--repeats", type=int, default=3, help="throughput runs of each kind; medians reported")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each freshness run")
+    arguments = parser.parse_args()
+
+    server = RedisServer().start()
+    try:
+        store = RedisOnlineStore(url=server.url, repository="bench.streaming:repository")
+        version = store.client.info("server")["redis_version"]
+        rates = throughput(store, arguments.events, arguments.batch, arguments.repeats)
+        latencies = {rate: freshness(store, server.url, rate, arguments.seconds) for rate in (1000, 5000)}
+        lag = partition_state(store.client, "fs", driver_trips_now)
+        size, fields = memory_per_entity(store)
+    finally:
+        server.stop()
+
+    ratio = rates["worker_events_per_s"] / rates["floor_events_per_s"]
+    print(f"stream worker benchmark: {arguments.events} events, 1,000 drivers, 4 partitions, batch {arguments.batch}")
+    print(f"{'throughput (one process)':<48}{'events/s':>12}{'redis us/event':>16}")
+    for name, label in (
+        ("worker", "worker: XREADGROUP + Lua apply (tiles, XACK)"),
+        ("floor", "floor: XREADGROUP + XACK"),
+    ):
+        print(f"{label:<48}{rates[f'{name}_events_per_s']:>12,.0f}{rates[f'{name}_redis_us_per_event']:>16.2f}")
+    print(f"{'push -> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
+    for rate, values in latencies.items():
+        label = f"at {rate:,} events/s"
+        row = f"{percentile(values, 0.5):>10.2f}{percentile(values, 0.99):>10.2f}{max(values):>10.2f}"
+        print(f"{label:<48}{row}{len(values):>8}")
+    print(f"tiles per driver (1 h window, 1 min step, 60 buckets): {size:,.0f} bytes, {fields} hash fields")
+    print(f"pending after the freshness runs: {sum(int(s['pending'] or 0) for s in lag)}; redis {version}")
+    print(
+        json.dumps(
+            {
+                "events_per_s": round(rates["worker_events_per_s"]),
+                "floor_events_per_s": round(rates["floor_events_per_s"]),
+                "ratio_to_floor": round(ratio, 3),
+                "redis_us_per_event": round(rates["worker_redis_us_per_event"], 2),
+                "floor_redis_us_per_event": round(rates["floor_redis_us_per_event"], 2),
+                "push_to_readable_p50_ms_1000": round(percentile(latencies[1000], 0.5), 3),
+                "push_to_readable_p99_ms_1000": round(percentile(latencies[1000], 0.99), 3),
+                "push_to_readable_p50_ms_5000": round(percentile(latencies[5000], 0.5), 3),
+                "push_to_readable_p99_ms_5000": round(percentile(latencies[5000], 0.99), 3),
+                "bytes_per_entity": round(size),
+                "tile_fields_per_entity": fields,
+                "redis_version": version,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
