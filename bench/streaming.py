@@ -33,10 +33,11 @@ sys.path.insert(0, str(ROOT))
 
 from feature_assets import Aggregation, Entity, FeatureRepository, FeatureView, ParquetSource, StreamSource  # noqa: E402
 from feature_assets.streaming.push import push  # noqa: E402
-from feature_assets.streaming.worker import StreamWorker, partition_state  # noqa: E402
+from feature_assets.streaming.worker import StreamWorker  # noqa: E402
 from resources.embedded_redis import RedisServer  # noqa: E402
 from resources.online_store import RedisOnlineStore  # noqa: E402
-from resources.stream_keys import GROUP, stream_entries, stream_keys  # noqa: E402
+from resources.stream_keys import GROUP, partition_of, stream_entries, stream_keys  # noqa: E402
+from resources.stream_progress import partition_state  # noqa: E402
 
 driver = Entity("driver", ["driver_id"])
 trip_stream = StreamSource(
@@ -60,6 +61,7 @@ driver_trips_now = FeatureView(
 )
 repository = FeatureRepository([driver_trips_now])
 DRIVERS = 1000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROBES_PER_S = 100
 
 
@@ -132,8 +134,11 @@ def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) ->
     return figures
 
 
-def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> list[float]:
-    """Append events at `rate` per second for `seconds` while probing push→readable; return latencies in ms."""
+def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> dict[str, list[float]]:
+    """Append events at `rate` per second for `seconds` while probing; return push→readable and XADD→readable ms.
+
+    Probes alternate between `push()` (validation, then XADD) and a raw XADD of the encoded entry.
+    """
     store.client.flushall()
     env = {**os.environ, "REDIS_URL": url, "PYTHONPATH": str(ROOT)}
     worker = subprocess.Popen(
@@ -145,7 +150,7 @@ def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> l
     try:
         probe(store, 999_999)
         rng = random.Random(rate)
-        latencies: list[float] = []
+        latencies: dict[str, list[float]] = {"push": [], "xadd": []}
         started = time.perf_counter()
         sent, probes = 0, 0
         pipeline = store.client.pipeline(transaction=False)
@@ -168,7 +173,8 @@ def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> l
                 sent += due
             if int(elapsed * PROBES_PER_S) > probes:
                 probes += 1
-                latencies.append(probe(store, 1_000_000 + probes))
+                kind = "push" if probes % 2 else "xadd"
+                latencies[kind].append(probe(store, 1_000_000 + probes, raw=kind == "xadd"))
             else:
                 time.sleep(0.0002)
         return latencies
@@ -177,14 +183,25 @@ def freshness(store: RedisOnlineStore, url: str, rate: int, seconds: float) -> l
         worker.wait(10)
 
 
-def probe(store: RedisOnlineStore, driver_id: int) -> float:
-    """Push one event of a new driver and read it until present; return the milliseconds in between.
+def probe(store: RedisOnlineStore, driver_id: int, raw: bool = False) -> float:
+    """Push one event of a new driver (or XADD it) and read it until present; return the milliseconds in between.
 
     The first probe of a run also waits for the worker process to start.
     """
     started = time.perf_counter()
-    row = {"driver_id": [driver_id], "event_timestamp": [datetime.now(UTC)], "fare": [1.0], "trip": ["p"]}
-    push(driver_trips_now, row, to="online", online_store=store)
+    now = datetime.now(UTC)
+    if raw:
+        fields = {
+            "k": f"i:{driver_id}",
+            "t": str((now - EPOCH) // timedelta(microseconds=1)),
+            "fare": "1.0",
+            "trip": "p",
+        }
+        stream = stream_keys("fs", driver_trips_now, partition_of(fields["k"], 4)).stream
+        store.client.xadd(stream, fields)
+    else:
+        row = {"driver_id": [driver_id], "event_timestamp": [now], "fare": [1.0], "trip": ["p"]}
+        push(driver_trips_now, row, to="online", online_store=store)
     while store.get_online_features(["driver_trips_now:trips_10m"], [{"driver_id": driver_id}]).to_dict()[
         "trips_10m"
     ] != [1]:
@@ -248,11 +265,12 @@ def main() -> None:
         ("floor", "floor: XREADGROUP + XACK"),
     ):
         print(f"{label:<48}{rates[f'{name}_events_per_s']:>12,.0f}{rates[f'{name}_redis_us_per_event']:>16.2f}")
-    print(f"{'push -> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
-    for rate, values in latencies.items():
-        label = f"at {rate:,} events/s"
-        row = f"{percentile(values, 0.5):>10.2f}{percentile(values, 0.99):>10.2f}{max(values):>10.2f}"
-        print(f"{label:<48}{row}{len(values):>8}")
+    print(f"{'-> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
+    for rate, kinds in latencies.items():
+        for kind, values in kinds.items():
+            label = f"{'push()' if kind == 'push' else 'raw XADD (floor)'} at {rate:,} events/s"
+            row = f"{percentile(values, 0.5):>10.2f}{percentile(values, 0.99):>10.2f}{max(values):>10.2f}"
+            print(f"{label:<48}{row}{len(values):>8}")
     print(f"tiles per driver (1 h window, 1 min step, 60 buckets): {size:,.0f} bytes, {fields} hash fields")
     print(f"pending after the freshness runs: {sum(int(s['pending'] or 0) for s in lag)}; redis {version}")
     print(
@@ -263,10 +281,13 @@ def main() -> None:
                 "ratio_to_floor": round(ratio, 3),
                 "redis_us_per_event": round(rates["worker_redis_us_per_event"], 2),
                 "floor_redis_us_per_event": round(rates["floor_redis_us_per_event"], 2),
-                "push_to_readable_p50_ms_1000": round(percentile(latencies[1000], 0.5), 3),
-                "push_to_readable_p99_ms_1000": round(percentile(latencies[1000], 0.99), 3),
-                "push_to_readable_p50_ms_5000": round(percentile(latencies[5000], 0.5), 3),
-                "push_to_readable_p99_ms_5000": round(percentile(latencies[5000], 0.99), 3),
+                "push_to_readable_p50_ms_1000": round(percentile(latencies[1000]["push"], 0.5), 3),
+                "push_to_readable_p99_ms_1000": round(percentile(latencies[1000]["push"], 0.99), 3),
+                "push_to_readable_p50_ms_5000": round(percentile(latencies[5000]["push"], 0.5), 3),
+                "push_to_readable_p99_ms_5000": round(percentile(latencies[5000]["push"], 0.99), 3),
+                "xadd_to_readable_p50_ms_1000": round(percentile(latencies[1000]["xadd"], 0.5), 3),
+                "xadd_to_readable_p99_ms_1000": round(percentile(latencies[1000]["xadd"], 0.99), 3),
+                "xadd_to_readable_p99_ms_5000": round(percentile(latencies[5000]["xadd"], 0.99), 3),
                 "bytes_per_entity": round(size),
                 "tile_fields_per_entity": fields,
                 "redis_version": version,

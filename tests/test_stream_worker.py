@@ -26,9 +26,10 @@ from feature_assets.language.errors import DefinitionError, PushError
 from feature_assets.orchestration.view_assets import build_view_asset
 from feature_assets.retrieval.point_in_time import get_historical_features
 from feature_assets.streaming.push import push
-from feature_assets.streaming.worker import StreamWorker, partition_state
+from feature_assets.streaming.worker import StreamWorker
 from resources.online_store import RedisOnlineStore
 from resources.stream_keys import GROUP, partition_of, stream_keys
+from resources.stream_progress import partition_state
 from tests.streaming_views import driver_trips_live as VIEW
 from tests.streaming_views import repository
 
@@ -465,3 +466,43 @@ def test_stream_views_refuse_what_workers_cannot_keep():
             aggregations=[Aggregation("fare", "sum", "1h")],
             allowed_lateness="1m",
         )
+
+
+def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, instance):
+    from feature_assets.language.asset_keys import online_asset_key, source_asset_key
+    from feature_assets.orchestration.project import build_definitions
+    from feature_assets.orchestration.stream_assets import report_observations
+
+    defs = build_definitions(repository, online_store=store)
+    graph = defs.resolve_asset_graph()
+    online = online_asset_key(VIEW)
+    assert graph.get(online).parent_keys == {source_asset_key(VIEW.source)}
+    assert not graph.get(online).is_materializable
+    assert "publish_online" not in {sensor.name for sensor in defs.sensors}
+
+    now_us = int(time.time() * 1e6)
+    worker = StreamWorker([VIEW], store.client, claim_idle_ms=10, max_deliveries=1)
+    worker.create_groups()
+    push_now(store, fresh_events(6, 200, now_us))
+    drain(worker)
+    report_observations(instance, store, [VIEW])
+    observed = instance.fetch_observations(online, limit=1).records[0].asset_observation
+    assert observed.metadata["applied"].value + observed.metadata["late"].value == 200
+    assert observed.metadata["lag_seconds"].value == 0.0
+
+    job = defs.resolve_job_def("check_streams")
+    passed = job.execute_in_process(instance=instance)
+    assert {e.check_name: e.passed for e in passed.get_asset_check_evaluations()} == {
+        "consumer_lag": True,
+        "dead_letters_empty": True,
+    }
+
+    stream = stream_keys("fs", VIEW, 0).stream
+    store.client.xadd(stream, {"k": "i:3", "t": "soon"})
+    worker.poll()
+    time.sleep(0.05)
+    worker.recover()
+    failed = job.execute_in_process(instance=instance, raise_on_error=False)
+    evaluations = {e.check_name: e for e in failed.get_asset_check_evaluations()}
+    assert not evaluations["dead_letters_empty"].passed
+    assert "1 events in the dead-letter streams" in evaluations["dead_letters_empty"].description

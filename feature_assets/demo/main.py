@@ -12,6 +12,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 
 from feature_assets.demo.calendar import DEMO_DAYS, HISTORY_DAYS, demo_days
 from feature_assets.demo.data import DemoSize, write_demo_sources
+from feature_assets.demo.streaming import stream_burst
 from feature_assets.demo.views import repository
 from feature_assets.demo.views.training_sets import trip_completion
 from feature_assets.language.asset_keys import schema_check_key, training_set_asset_key
@@ -167,6 +168,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     with pl.Config(tbl_cols=-1, tbl_width_chars=240, float_precision=3):
         print(training_frame.drop("trip_id", "distance_km", "fare").tail(3))
+    with pl.Config(tbl_rows=-1, tbl_width_chars=160, tbl_hide_dataframe_shape=True, float_precision=2):
+        for line in stream_burst(online_store, offline_store):
+            print(line)
+    print("Run a stream worker with ./dev stream; push events with feature_assets.streaming.push.push.")
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
     materialized = bool(results) and all(result.success for result in results)
     if not materialized or succeeded != requested or not training.success:

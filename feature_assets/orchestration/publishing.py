@@ -34,7 +34,7 @@ BATCH = 1000
 
 def build_publishing_sensor(views: Sequence[FeatureView], minimum_interval_seconds: int = 30) -> SensorDefinition:
     """Return the sensor that publishes checked, unpublished partitions of the online views in ranges."""
-    online_views = [view for view in views if view.online]
+    online_views = [view for view in views if view.online and not view.streaming]
 
     @sensor(
         name="publish_online",

@@ -25,6 +25,7 @@ from dagster import (
 from feature_assets.compute.partition_compute import compute_partition
 from feature_assets.language.asset_keys import SCHEMA_CHECK, source_asset_key, view_asset_key
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.sources import StreamSource
 from feature_assets.orchestration.check_evaluations import check_evaluation, materialization_just_recorded
 from feature_assets.orchestration.partitions import daily_partitions
 from feature_assets.quality.gate import QUARANTINED
@@ -58,7 +59,7 @@ def build_source_specs(views: Sequence[FeatureView]) -> list[AssetSpec]:
             key=source_asset_key(source),
             description=source.description or f"Raw Parquet at {source.path}",
             group_name="sources",
-            kinds={"parquet"},
+            kinds={"redis", "parquet"} if isinstance(source, StreamSource) else {"parquet"},
             owners=[source.owner] if source.owner else None,
             metadata={"path": source.path, "timestamp_field": source.timestamp_field},
         )

@@ -12,27 +12,29 @@ runs until SIGTERM or SIGINT, against REDIS_URL or the project's embedded Redis.
 """
 
 import argparse
+import functools
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import redis
+from dagster import DagsterInstance
 from redis.cluster import RedisCluster
 
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository, load_repository
+from feature_assets.orchestration.stream_assets import report_observations
 from resources.online_store import RedisOnlineStore
 from resources.stream_batches import Entry, Fold, StreamSpec, fold_entries
 from resources.stream_keys import GROUP, StreamKeys, partitions, stream_keys
 from resources.stream_scripts import DEAD_LETTER_SCRIPT, apply_script
 
 Client = redis.Redis | RedisCluster
-COUNTERS = ("applied", "late", "expired", "invalid", "dead")
 
 
 @dataclass
@@ -138,20 +140,35 @@ class StreamWorker:
                     break
         return handled
 
-    def run(self, stop: threading.Event, recover_every_s: float = 1.0) -> WorkerTotals:
-        """Apply events until `stop` is set, taking over idle pending entries every `recover_every_s` seconds."""
+    def run(
+        self,
+        stop: threading.Event,
+        recover_every_s: float = 1.0,
+        observe: Callable[[], None] | None = None,
+        observe_every_s: float = 10.0,
+    ) -> WorkerTotals:
+        """Apply events until `stop` is set, taking over idle pending entries every `recover_every_s` seconds.
+
+        This consumer's own pending entries (left by an earlier run under the same name) are applied first.
+        `observe`, when given, is called every `observe_every_s` seconds (e.g. to report to Dagster).
+        """
         self.create_groups()
         for part, fold, entries in self._fold(self._read("0", None)):
             self._apply(part, fold, entries)
         self.recover()
         next_recovery = time.monotonic() + recover_every_s
+        next_observation = time.monotonic()
         while not stop.is_set():
             read = self.poll()
             if self.cluster and not read:
                 stop.wait(self.block_ms / 1000)
-            if time.monotonic() >= next_recovery:
+            now = time.monotonic()
+            if now >= next_recovery:
                 self.recover()
-                next_recovery = time.monotonic() + recover_every_s
+                next_recovery = now + recover_every_s
+            if observe is not None and now >= next_observation:
+                observe()
+                next_observation = now + observe_every_s
         return self.totals
 
     def _read(self, start: str, block_ms: int | None) -> list[tuple[bytes, Sequence[Entry]]]:
@@ -256,29 +273,6 @@ def _per_stream(reply: object) -> list[tuple[bytes, list[list[object]]]]:
     return [(stream, entries) for stream, entries in pairs]
 
 
-def partition_state(client: Client, key_prefix: str, view: FeatureView) -> list[dict[str, int | str | None]]:
-    """Return each partition's counters, watermark, last applied entry, pending count and dead-letter length."""
-    states = []
-    for p in range(partitions(view)):
-        keys = stream_keys(key_prefix, view, p)
-        stored = {k.decode(): v.decode() for k, v in client.hgetall(keys.state).items()}
-        try:
-            pending = client.xpending(keys.stream, GROUP)["pending"]
-        except redis.ResponseError:
-            pending = 0
-        state: dict[str, int | str | None] = {name: int(stored.get(name, 0)) for name in COUNTERS}
-        state.update(
-            partition=p,
-            watermark_us=int(stored["watermark"]) if "watermark" in stored else None,
-            last_id=stored.get("last_id"),
-            pending=int(pending),
-            length=int(client.xlen(keys.stream)),
-            dead_letters=int(client.xlen(keys.dead)),
-        )
-        states.append(state)
-    return states
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one stream worker until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(prog="python -m feature_assets.streaming.worker", description=main.__doc__)
@@ -290,6 +284,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claim-idle-ms", type=int, default=30_000)
     parser.add_argument("--max-deliveries", type=int, default=5)
     parser.add_argument("--key-prefix", default="fs")
+    parser.add_argument(
+        "--observe-every",
+        type=float,
+        default=10.0,
+        help="seconds between observations reported to the Dagster instance at $DAGSTER_HOME (0: never)",
+    )
     args = parser.parse_args(argv)
     repository: FeatureRepository = load_repository(args.repository)
     names = [name for name in args.views.split(",") if name]
@@ -308,11 +308,15 @@ def main(argv: list[str] | None = None) -> int:
         claim_idle_ms=args.claim_idle_ms,
         max_deliveries=args.max_deliveries,
     )
+    observe = None
+    if args.observe_every > 0 and os.environ.get("DAGSTER_HOME"):
+        instance = DagsterInstance.get()
+        observe = functools.partial(report_observations, instance, store, views)
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
     print(f"stream worker {args.consumer}: views {[v.name for v in views]}", flush=True)
-    totals = worker.run(stop)
+    totals = worker.run(stop, observe=observe, observe_every_s=args.observe_every)
     print(f"stream worker {args.consumer} stopped: {totals}", flush=True)
     return 0
 

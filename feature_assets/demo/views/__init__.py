@@ -2,7 +2,7 @@
 
 from feature_assets import FeatureRepository, FeatureService
 from feature_assets.demo.views.customers import customer_profile
-from feature_assets.demo.views.drivers import driver_profile, driver_trip_stats
+from feature_assets.demo.views.drivers import driver_activity_live, driver_profile, driver_trip_stats
 from feature_assets.demo.views.trip_pricing import trip_pricing
 
 trip_ranking = FeatureService(
@@ -22,7 +22,7 @@ trip_ranking = FeatureService(
 )
 
 repository = FeatureRepository(
-    views=[driver_profile, driver_trip_stats, customer_profile],
+    views=[driver_profile, driver_trip_stats, driver_activity_live, customer_profile],
     services=[trip_ranking],
     on_demand_views=[trip_pricing],
 )

@@ -5,7 +5,7 @@ import polars as pl
 from feature_assets import Aggregation, FeatureView, Field, ParquetSource
 from feature_assets.demo.calendar import FIRST_DAY
 from feature_assets.demo.views.entities import driver
-from feature_assets.demo.views.sources import trips
+from feature_assets.demo.views.sources import trip_stream, trips
 
 driver_snapshots = ParquetSource(
     name="driver_snapshots",
@@ -52,5 +52,24 @@ driver_trip_stats = FeatureView(
     owner="team:marketplace",
     tags={"domain": "drivers"},
     description="Hourly trailing-window statistics of each driver's trips",
+    start_date=FIRST_DAY,
+)
+
+driver_activity_live = FeatureView(
+    "driver_activity_live",
+    entities=[driver],
+    source=trip_stream,
+    aggregations=[
+        Aggregation("fare", "count", "10m", name="trips_10m"),
+        Aggregation("fare", "count", "1h", name="trips_1h"),
+        Aggregation("fare", "sum", "1h", name="fare_sum_1h"),
+        Aggregation("distance_km", "last", "1h", name="distance_last_1h"),
+    ],
+    step="5m",
+    allowed_lateness="5m",
+    ttl="1h",
+    owner="team:marketplace",
+    tags={"domain": "drivers", "freshness": "streaming"},
+    description="Each driver's trips in the last 10 minutes and hour, kept fresh by stream workers",
     start_date=FIRST_DAY,
 )

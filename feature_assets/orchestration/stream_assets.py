@@ -1,0 +1,123 @@
+"""Streaming views in the asset graph: their online tiles as assets observed by the workers, and the stream checks.
+
+The stream source (an external asset) feeds two assets: the view's daily partitions (materialized by Dagster from the
+batch source and the pushed events) and `online/<view>`, the tiles the stream workers keep fresh. Workers report
+observations of `online/<view>` (watermark, lag, counts); the checks below read the same state from Redis.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetObservation,
+    AssetSpec,
+    DagsterInstance,
+    MetadataValue,
+    multi_asset_check,
+)
+
+from feature_assets.language.asset_keys import online_asset_key, source_asset_key
+from feature_assets.language.feature_view import FeatureView
+from resources.online_store import RedisOnlineStore
+from resources.stream_progress import StreamProgress, stream_progress
+
+STREAM_GROUP = "online"
+LAG_CHECK = "consumer_lag"
+DEAD_LETTER_CHECK = "dead_letters_empty"
+MAX_LAG_SECONDS = 60.0
+
+
+def build_stream_online_spec(view: FeatureView) -> AssetSpec:
+    """Return the external asset of a streaming view's online tiles, downstream of its stream source."""
+    return AssetSpec(
+        key=online_asset_key(view),
+        deps=[source_asset_key(view.source)],
+        description=(
+            f"Tiles of {view.name!r} in Redis, kept fresh by stream workers (python -m "
+            "feature_assets.streaming.worker); observed by the workers"
+        ),
+        group_name=STREAM_GROUP,
+        kinds={"redis"},
+        owners=[view.owner] if view.owner else None,
+        metadata={"partitions": getattr(view.source, "partitions", 1), "step": str(view.step)},
+    )
+
+
+def progress_metadata(progress: StreamProgress) -> dict[str, object]:
+    """Return a stream's progress as asset metadata."""
+    metadata: dict[str, object] = {
+        "applied": progress.applied,
+        "late": progress.late,
+        "expired": progress.expired,
+        "invalid_deliveries": progress.invalid,
+        "dead_lettered": progress.dead_letters,
+        "pending": progress.pending,
+        "undelivered": progress.undelivered,
+        "lag_seconds": MetadataValue.float(progress.lag_seconds),
+    }
+    if progress.watermark is not None:
+        metadata["watermark"] = MetadataValue.timestamp(progress.watermark)
+    return metadata
+
+
+def report_observations(instance: DagsterInstance, store: RedisOnlineStore, views: Sequence[FeatureView]) -> None:
+    """Report one observation of each streaming view's online tiles to the Dagster instance."""
+    now = time.time()
+    for view in views:
+        progress = stream_progress(store.client, store.key_prefix, view, now)
+        instance.report_runless_asset_event(
+            AssetObservation(asset_key=online_asset_key(view), metadata=progress_metadata(progress))
+        )
+
+
+def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_asset_check definition)
+    """Return the checks of streaming views' online tiles: consumer lag (warn) and an empty dead-letter stream."""
+    specs = []
+    for view in views:
+        key = online_asset_key(view)
+        specs += [
+            AssetCheckSpec(
+                LAG_CHECK, asset=key, description=f"oldest unapplied event at most {MAX_LAG_SECONDS:.0f}s old"
+            ),
+            AssetCheckSpec(DEAD_LETTER_CHECK, asset=key, description="no event moved to the dead-letter streams"),
+        ]
+
+    @multi_asset_check(specs=specs, name="stream_checks", can_subset=True)
+    def stream_checks(
+        context: AssetCheckExecutionContext, online_store: RedisOnlineStore
+    ) -> Iterator[AssetCheckResult]:
+        now = time.time()
+        selected = context.selected_asset_check_keys
+        for view in views:
+            key = online_asset_key(view)
+            progress = stream_progress(online_store.client, online_store.key_prefix, view, now)
+            metadata = progress_metadata(progress)
+            if any(c.asset_key == key and c.name == LAG_CHECK for c in selected):
+                yield AssetCheckResult(
+                    asset_key=key,
+                    check_name=LAG_CHECK,
+                    passed=progress.lag_seconds <= MAX_LAG_SECONDS,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata=metadata,
+                    description=f"oldest unapplied event is {progress.lag_seconds:.1f}s old",
+                )
+            if any(c.asset_key == key and c.name == DEAD_LETTER_CHECK for c in selected):
+                yield AssetCheckResult(
+                    asset_key=key,
+                    check_name=DEAD_LETTER_CHECK,
+                    passed=progress.dead_letters == 0,
+                    severity=AssetCheckSeverity.ERROR,
+                    metadata=metadata,
+                    description=(
+                        f"{progress.dead_letters} events in the dead-letter streams; read them with XRANGE "
+                        f"on {progress.dead_letter_keys[0]} (one per partition), fix the producer and re-add them"
+                        if progress.dead_letters
+                        else "the dead-letter streams are empty"
+                    ),
+                )
+
+    return stream_checks
