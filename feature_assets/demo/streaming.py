@@ -38,10 +38,8 @@ def burst_events(now: datetime, seed: int = 7) -> pl.DataFrame:
 
 def read(online_store: RedisOnlineStore) -> pl.DataFrame:
     """Return the live features of the demo drivers, with the newest event's time."""
-    response = online_store.get_online_features(
-        FEATURES, [{"driver_id": d} for d in DRIVERS], include_timestamps=True
-    ).to_dict()
-    return pl.DataFrame(response)
+    response = online_store.get_online_features(FEATURES, [{"driver_id": d} for d in DRIVERS], include_timestamps=True)
+    return response.to_polars()
 
 
 def stream_burst(online_store: RedisOnlineStore, offline_store: OfflineStore) -> list[str]:
