@@ -109,7 +109,7 @@ def test_a_malformed_feature_reference_is_rejected():
 def test_the_demo_repository_loads():
     from feature_assets.demo.views import repository
 
-    assert set(repository.views) == {"driver_profile", "driver_trip_stats", "customer_profile"}
+    assert set(repository.views) == {"driver_profile", "driver_trip_stats", "driver_activity_live", "customer_profile"}
     assert "trip_ranking" in repository.services
 
 

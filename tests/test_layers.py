@@ -17,7 +17,7 @@ LAYERS = {
     "orchestration": 3,
     "streaming": 4,
     "serving": 4,
-    "demo": 4,
+    "demo": 5,
 }
 RESOURCES_LAYER = 0.5
 PACKAGES = ["feature_assets", *(f"feature_assets.{folder}" for folder in LAYERS), "resources"]

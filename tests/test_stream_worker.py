@@ -506,3 +506,29 @@ def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, ins
     evaluations = {e.check_name: e for e in failed.get_asset_check_evaluations()}
     assert not evaluations["dead_letters_empty"].passed
     assert "1 events in the dead-letter streams" in evaluations["dead_letters_empty"].description
+
+
+def test_two_worker_processes_one_killed_the_other_takes_over_its_pending_entries(redis_url, store):
+    now_us = int(time.time() * 1e6)
+    events = fresh_events(8, 30_000, now_us)
+    StreamWorker([VIEW], store.client).create_groups()
+    doomed = start_worker(redis_url, "doomed", "--batch", "300")
+    survivor = start_worker(redis_url, "survivor", "--batch", "300", "--claim-idle-ms", "300")
+    try:
+        push_now(store, events)
+        wait_until(lambda: sum(s["applied"] for s in partition_state(store.client, "fs", VIEW)) > 5000)
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(10)
+        left_pending = sum(
+            int(store.client.xpending_range(stream_keys("fs", VIEW, p).stream, GROUP, "-", "+", 10_000, "doomed") != [])
+            for p in range(3)
+        )
+        wait_until(lambda: settled(store.client, len(events)))
+    finally:
+        survivor.send_signal(signal.SIGTERM)
+        output = survivor.communicate(timeout=10)[0].decode()
+    states = partition_state(store.client, "fs", VIEW)
+    assert sum(s["applied"] + s["late"] + s["expired"] for s in states) == len(events)
+    if left_pending:
+        assert "claimed=0," not in output, output
+    assert online_values(store, list(range(1, 51)), now_us) == {d: served(events, d, now_us) for d in range(1, 51)}

@@ -64,7 +64,11 @@ def get_historical_features(
     timestamp_column: str = "event_timestamp",
     output: OutputFormat = "polars",
 ) -> pl.DataFrame | pd.DataFrame:
-    """Return `entity_df` plus each requested feature's latest value at or before each row's timestamp."""
+    """Return `entity_df` plus each requested feature's latest value at or before each row's timestamp.
+
+    `as_of="event"` takes the latest row by event time; `"available"` only rows written (created) by then, and for a
+    streaming view exactly what its stream workers served at that instant, from its event log.
+    """
     if as_of not in get_args(AsOf):
         raise ValueError(f"as_of must be one of {get_args(AsOf)}, got {as_of!r}")
     if output not in get_args(OutputFormat):
