@@ -19,6 +19,7 @@ without a version bump names a different field, so old hashes read as not found 
 
 import hashlib
 import json
+import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
@@ -64,6 +65,15 @@ def encode_key_value(value: int | str) -> str:
 def entity_key(values: tuple[int | str, ...]) -> str:
     """Return the canonical entity key of one row's join key values, in the view's join key order."""
     return KEY_SEPARATOR.join(map(encode_key_value, values))
+
+
+def decode_entity_key(view: FeatureView, entity: str) -> dict[str, int | str]:
+    """Return the join key values of a canonical entity key (the inverse of `entity_key`)."""
+    values: dict[str, int | str] = {}
+    for key, part in zip(view.join_keys, entity.split(KEY_SEPARATOR), strict=True):
+        kind, text = part[:2], part[2:]
+        values[key] = int(text) if kind == "i:" else urllib.parse.unquote(text)
+    return values
 
 
 def entity_key_expr(view: FeatureView) -> pl.Expr:

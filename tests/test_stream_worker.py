@@ -468,12 +468,13 @@ def test_stream_views_refuse_what_workers_cannot_keep():
         )
 
 
-def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, instance):
+def test_dagster_shows_the_stream_and_checks_lag_dead_letters_and_parity(store, offline_store, instance):
     from feature_assets.language.asset_keys import online_asset_key, source_asset_key
     from feature_assets.orchestration.project import build_definitions
     from feature_assets.orchestration.stream_assets import report_observations
 
-    defs = build_definitions(repository, online_store=store)
+    write_history(offline_store, [])
+    defs = build_definitions(repository, offline_store, store)
     graph = defs.resolve_asset_graph()
     online = online_asset_key(VIEW)
     assert graph.get(online).parent_keys == {source_asset_key(VIEW.source)}
@@ -483,7 +484,8 @@ def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, ins
     now_us = int(time.time() * 1e6)
     worker = StreamWorker([VIEW], store.client, claim_idle_ms=10, max_deliveries=1)
     worker.create_groups()
-    push_now(store, fresh_events(6, 200, now_us))
+    events = fresh_events(6, 200, now_us)
+    push(VIEW, as_rows(events), to="online_and_offline", online_store=store, offline_store=offline_store)
     drain(worker)
     report_observations(instance, store, [VIEW])
     observed = instance.fetch_observations(online, limit=1).records[0].asset_observation
@@ -492,13 +494,19 @@ def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, ins
 
     job = defs.resolve_job_def("check_streams")
     passed = job.execute_in_process(instance=instance)
-    assert {e.check_name: e.passed for e in passed.get_asset_check_evaluations()} == {
+    evaluations = {e.check_name: e for e in passed.get_asset_check_evaluations()}
+    assert {name: e.passed for name, e in evaluations.items()} == {
         "consumer_lag": True,
         "dead_letters_empty": True,
+        "stream_batch_parity": True,
     }
+    tiles = len(store.client.keys("fs:{driver_trips_live:*}:t:*"))
+    assert evaluations["stream_batch_parity"].metadata["entities_compared"].value == tiles > 10
 
     stream = stream_keys("fs", VIEW, 0).stream
     store.client.xadd(stream, {"k": "i:3", "t": "soon"})
+    before_last_step = now_us - now_us % STEP_US - 1000
+    push(VIEW, as_rows([Event(7, before_last_step, now_us, 2.5, "t")]), to="online", online_store=store)
     worker.poll()
     time.sleep(0.05)
     worker.recover()
@@ -506,6 +514,8 @@ def test_dagster_shows_the_stream_and_checks_its_lag_and_dead_letters(store, ins
     evaluations = {e.check_name: e for e in failed.get_asset_check_evaluations()}
     assert not evaluations["dead_letters_empty"].passed
     assert "1 events in the dead-letter streams" in evaluations["dead_letters_empty"].description
+    assert not evaluations["stream_batch_parity"].passed
+    assert evaluations["stream_batch_parity"].metadata["sample"].value[0]["driver_id"] == 7
 
 
 def test_two_worker_processes_one_killed_the_other_takes_over_its_pending_entries(redis_url, store):

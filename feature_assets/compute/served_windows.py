@@ -16,10 +16,19 @@ from feature_assets.language.feature_view import Aggregation, FeatureView
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
-def served_values(view: FeatureView, events: pl.LazyFrame, requests: pl.DataFrame, row: str, time: str) -> pl.DataFrame:
+def served_values(
+    view: FeatureView,
+    events: pl.LazyFrame,
+    requests: pl.DataFrame,
+    row: str,
+    time: str,
+    arrived_by_us: int | None = None,
+) -> pl.DataFrame:
     """Return one row per request (`row` id, join keys, `time` in µs) with the view's features as served at that time.
 
-    `events` is the view's event log (see `compute.stream_events`). Rows come back in request order.
+    `events` is the view's event log (see `compute.stream_events`). Rows come back in request order. With
+    `arrived_by_us`, events count when they arrived by then instead of by each request's time (what the tiles hold
+    now, read for an earlier instant).
     """
     step = view.step // _ONE_MICROSECOND
     lookback = view.lookback // step // _ONE_MICROSECOND
@@ -39,10 +48,9 @@ def served_values(view: FeatureView, events: pl.LazyFrame, requests: pl.DataFram
         (pl.col(time) // step).alias("_F"),
         ((pl.col(time) + step - 1) // step).alias("_B"),
     )
+    arrived = pl.col("_arrival") <= (pl.col("_t") if arrived_by_us is None else pl.lit(arrived_by_us))
     matched = asked.join(logged, on=keys, how="inner").filter(
-        (pl.col("_arrival") <= pl.col("_t"))
-        & (pl.col("_bucket") > pl.col("_F") - lookback)
-        & (pl.col("_bucket") <= pl.col("_B"))
+        arrived & (pl.col("_bucket") > pl.col("_F") - lookback) & (pl.col("_bucket") <= pl.col("_B"))
     )
     values = matched.group_by(row).agg(
         pl.col("_event").max().alias("_newest"),

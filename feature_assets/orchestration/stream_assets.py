@@ -7,7 +7,9 @@ observations of `online/<view>` (watermark, lag, counts); the checks below read 
 
 import time
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
+import polars as pl
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -20,15 +22,24 @@ from dagster import (
     multi_asset_check,
 )
 
+from feature_assets.compute.served_windows import served_values
+from feature_assets.compute.stream_events import stream_events
 from feature_assets.language.asset_keys import online_asset_key, source_asset_key
 from feature_assets.language.feature_view import FeatureView
+from resources.offline_store import OfflineStore
+from resources.online_encoding import decode_entity_key
 from resources.online_store import RedisOnlineStore
+from resources.stream_keys import tile_key_affixes
 from resources.stream_progress import StreamProgress, stream_progress
 
 STREAM_GROUP = "online"
 LAG_CHECK = "consumer_lag"
 DEAD_LETTER_CHECK = "dead_letters_empty"
+PARITY_CHECK = "stream_batch_parity"
 MAX_LAG_SECONDS = 60.0
+PARITY_SAMPLE = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 def build_stream_online_spec(view: FeatureView) -> AssetSpec:
@@ -74,8 +85,41 @@ def report_observations(instance: DagsterInstance, store: RedisOnlineStore, view
         )
 
 
+def parity_mismatches(
+    view: FeatureView, online_store: RedisOnlineStore, offline_store: OfflineStore, now_us: int
+) -> tuple[int, list[dict[str, object]]]:
+    """Compare the tiles of up to PARITY_SAMPLE entities at the last step boundary with the event log's values.
+
+    Returns how many entities were compared and the mismatching (entity, feature, online, from the log) rows.
+    """
+    step_us = view.step // _ONE_MICROSECOND
+    boundary = now_us - now_us % step_us
+    before, after = tile_key_affixes(online_store.key_prefix, view)
+    pattern = f"{before}*{after}*".replace("{", "\\{").replace("}", "\\}")
+    entities = []
+    for key in online_store.client.scan_iter(match=pattern, count=1000):
+        entities.append(decode_entity_key(view, key.decode().split(after, 1)[1]))
+        if len(entities) >= PARITY_SAMPLE:
+            break
+    if not entities:
+        return 0, []
+    at = _EPOCH + timedelta(microseconds=boundary)
+    features = [f"{view.name}:{name}" for name in view.feature_names]
+    online = online_store.get_online_features(features, entities, now=at).to_dict()
+    requests = pl.DataFrame(entities).with_row_index("_row").with_columns(pl.lit(boundary).alias("_t"))
+    events = stream_events(view, offline_store, at - view.lookback - view.step, at + view.step)
+    expected = served_values(view, events, requests, "_row", "_t", arrived_by_us=now_us)
+    mismatches = []
+    for index, entity in enumerate(entities):
+        for name in view.feature_names:
+            served, logged = online[name][index], expected[name][index]
+            if served != logged:
+                mismatches.append({**entity, "feature": name, "online": served, "event_log": logged})
+    return len(entities), mismatches
+
+
 def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_asset_check definition)
-    """Return the checks of streaming views' online tiles: consumer lag (warn) and an empty dead-letter stream."""
+    """Return the checks of streaming views' online tiles: consumer lag, dead letters, parity with the event log."""
     specs = []
     for view in views:
         key = online_asset_key(view)
@@ -84,11 +128,16 @@ def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_
                 LAG_CHECK, asset=key, description=f"oldest unapplied event at most {MAX_LAG_SECONDS:.0f}s old"
             ),
             AssetCheckSpec(DEAD_LETTER_CHECK, asset=key, description="no event moved to the dead-letter streams"),
+            AssetCheckSpec(
+                PARITY_CHECK,
+                asset=key,
+                description=f"tiles of {PARITY_SAMPLE} entities at the last step equal the event log's values",
+            ),
         ]
 
     @multi_asset_check(specs=specs, name="stream_checks", can_subset=True)
     def stream_checks(
-        context: AssetCheckExecutionContext, online_store: RedisOnlineStore
+        context: AssetCheckExecutionContext, online_store: RedisOnlineStore, offline_store: OfflineStore
     ) -> Iterator[AssetCheckResult]:
         now = time.time()
         selected = context.selected_asset_check_keys
@@ -117,6 +166,26 @@ def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_
                         f"on {progress.dead_letter_keys[0]} (one per partition), fix the producer and re-add them"
                         if progress.dead_letters
                         else "the dead-letter streams are empty"
+                    ),
+                )
+            if any(c.asset_key == key and c.name == PARITY_CHECK for c in selected):
+                compared, mismatches = parity_mismatches(view, online_store, offline_store, int(now * 1e6))
+                yield AssetCheckResult(
+                    asset_key=key,
+                    check_name=PARITY_CHECK,
+                    passed=not mismatches,
+                    severity=AssetCheckSeverity.WARN,
+                    metadata={
+                        "entities_compared": compared,
+                        "mismatches": len(mismatches),
+                        "sample": MetadataValue.json(mismatches[:20]),
+                    },
+                    description=(
+                        f"{len(mismatches)} values of {compared} entities differ from the event log at the last step: "
+                        "events applied online but not pushed offline (producers' own XADDs, to='online'), or not "
+                        "applied yet (lag)"
+                        if mismatches
+                        else f"{compared} entities equal the event log's values at the last step"
                     ),
                 )
 
