@@ -13,13 +13,16 @@ An event entry has the fields `k` (the canonical entity key, e.g. `i:42`), `t` (
 empty or absent for null).
 
 Tiles. Time is cut into buckets of the view's step; bucket `b` holds events with event time in
-`((b - 1) * step, b * step]`. A tile hash holds, per bucket, the newest event time seen (field `<b>`, also the
-bucket's existence) and per column its non-null count `<b>:c:<column>`, sum `:s:`, min `:n:`, max `:x:` and last
-`:l:` (`event arrival value`, the greatest such triple). Values served at instant t: with F = floor(t / step) and
-B = ceil(t / step), an aggregation of window w = W steps merges buckets F - W < b <= B, i.e. events with event
-time in (F*step - w, B*step], of those that had arrived (and been applied) by t. At a step boundary (F = B = s) this
-is exactly the batch row at s, `(s - w, s]`; between boundaries the tail stays on the last boundary and the head
-follows t ("sawtooth"), so a window covers between w and w + step of event time.
+`((b - 1) * step, b * step]`. A tile hash holds one field per bucket, named `<b>`, packing space-separated: the
+newest event time in the bucket, then per column (sorted) its non-null count and, as its aggregations need them,
+sum, min, max and last (`event arrival value`, the greatest such triple), `-` where there is no value; plus `fa`
+(the latest arrival's bucket), `lo` and `hb` (the lowest and highest bucket held).
+
+Values served at instant t: with F = floor(t / step) and B = ceil(t / step), an aggregation of window w = W steps
+merges buckets F - W < b <= B, i.e. events with event time in (F*step - w, B*step], of those that had arrived (and
+been applied) by t. At a step boundary (F = B = s) this is exactly the batch row at s, `(s - w, s]`; between
+boundaries the tail stays on the last boundary and the head follows t ("sawtooth"), so a window covers between w and
+w + step of event time.
 
 An event whose arrival is later than its event time plus the view's allowed lateness is counted as late and not
 applied; one whose bucket no read can reach any more (older than the longest window before its arrival) is counted as

@@ -1,8 +1,9 @@
 """The stream worker: reads a streaming view's partition streams in a consumer group and applies events to tiles.
 
 Any number of workers (processes, machines) share the consumer group `workers` of every partition stream. Each
-batch read with XREADGROUP is applied by one Lua script that acknowledges each entry and updates its tiles in the
-same atomic step, so an entry is counted once however often it is delivered: after a crash, a retry or a takeover.
+batch read with XREADGROUP is folded here into per-(entity, bucket) deltas and applied by one Lua script that checks
+its entries are still pending, merges the deltas into the tiles and acknowledges the entries in one atomic step, so
+an entry is counted once however often it is delivered: after a crash, a retry or a takeover.
 Entries left pending by a worker that died are taken over with XAUTOCLAIM once idle for `claim_idle_ms`; an entry
 delivered `max_deliveries` times without being applied (it is malformed) moves to the dead-letter stream.
 
@@ -192,13 +193,13 @@ class StreamWorker:
                 work.append((part, fold_entries(part.spec, entries), entries))
         return work
 
-    def _arguments(self, part: _Partition, fold: Fold) -> list[object]:
+    def _arguments(self, fold: Fold) -> list[object]:
         return [GROUP, int(time.time() * 1000), len(fold.ids), *fold.ids, *fold.arguments]
 
     def _apply(self, part: _Partition, fold: Fold, entries: Sequence[Entry]) -> None:
         """Run the apply script on a folded batch; if another worker applied some of it, refold what is left."""
         script = self.scripts[part.view.name]
-        result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(part, fold))
+        result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(fold))
         if int(result[0]) == -1:
             still = {
                 entry["message_id"]
@@ -207,7 +208,7 @@ class StreamWorker:
                 )
             }
             fold = fold_entries(part.spec, [entry for entry in entries if entry[0] in still])
-            result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(part, fold))
+            result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(fold))
             if int(result[0]) == -1:
                 return
         self.totals.add(result)
@@ -219,7 +220,7 @@ class StreamWorker:
         commands = [(*read_ahead, *streams, *[">"] * len(streams))]
         for part, fold, _ in work:
             sha = self.scripts[part.view.name].sha
-            commands.append(("EVALSHA", sha, 2, part.keys.stream, part.keys.state, *self._arguments(part, fold)))
+            commands.append(("EVALSHA", sha, 2, part.keys.stream, part.keys.state, *self._arguments(fold)))
         connection = self.client.connection_pool.get_connection()
         try:
             connection.send_packed_command(connection.pack_commands(commands))
