@@ -1,11 +1,9 @@
 """Benchmark: the stream worker against a floor of the same Redis Streams traffic, in the same run.
 
-1. Throughput. N events of 1,000 drivers are appended to the streaming view's partition streams; one worker
-   (`StreamWorker.poll` in this process) applies them all: events/s, and the Redis CPU per event. The floor reads the
-   same prefilled streams with the same XREADGROUP calls and acknowledges each batch with XACK, applying nothing.
-   Median of `--repeats` runs each. Two spreads: event times over the last 50 minutes (about 4 events per driver and
-   one-minute bucket, so each tile merge carries few events) and over the last 5 minutes (about 40: a backlog, or
-   busy entities).
+1. Throughput. N events (1,000 drivers, event times in the last 50 minutes) are appended to the streaming view's
+   partition streams; one worker (`StreamWorker.poll` in this process) applies them all: events/s, and the Redis CPU
+   per event. The floor reads the same prefilled streams with the same XREADGROUP calls and acknowledges each batch
+   with XACK, applying nothing. Median of `--repeats` runs each.
 2. Freshness. A worker process (`python -m feature_assets.streaming.worker`) runs while this process appends events
    at 1,000 and 5,000 events/s (pipelined XADD, as producers do) and, 100 times a second, pushes one event of a new
    driver with `push(view, rows, to="online")` and reads that driver with `get_online_features` until it is present:
@@ -67,10 +65,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROBES_PER_S = 100
 
 
-def events(count: int, now: datetime, seed: int, minutes: int = 50) -> pl.DataFrame:
-    """Return `count` events of 1,000 drivers in the `minutes` before `now`, each arriving 0-2 s after it happened."""
+def events(count: int, now: datetime, seed: int) -> pl.DataFrame:
+    """Return `count` events of 1,000 drivers in the 50 minutes before `now`, each arriving 0-2 s after it happened."""
     rng = random.Random(seed)
-    times = sorted(now - timedelta(microseconds=rng.randrange(minutes * 60 * 10**6)) for _ in range(count))
+    times = sorted(now - timedelta(microseconds=rng.randrange(3000 * 10**6)) for _ in range(count))
     return pl.DataFrame(
         {
             "driver_id": [rng.randrange(DRIVERS) for _ in range(count)],
@@ -119,9 +117,8 @@ def run_floor(client: redis.Redis, total: int, batch: int) -> tuple[float, float
     return time.perf_counter() - started, redis_cpu(client) - cpu
 
 
-def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int, minutes: int) -> dict[str, float]:
-    """Return events/s and Redis µs per event of the worker and the floor, events spread over `minutes`."""
-    frame = events(total, datetime.now(UTC), 1, minutes)
+def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) -> dict[str, float]:
+    frame = events(total, datetime.now(UTC), 1)
     runs: dict[str, list[tuple[float, float]]] = {"worker": [], "floor": []}
     for _ in range(repeats):
         prefill(store, frame)
@@ -253,8 +250,7 @@ def main() -> None:
     try:
         store = RedisOnlineStore(url=server.url, repository="bench.streaming:repository")
         version = store.client.info("server")["redis_version"]
-        rates = throughput(store, arguments.events, arguments.batch, arguments.repeats, 50)
-        dense = throughput(store, arguments.events, arguments.batch, arguments.repeats, 5)
+        rates = throughput(store, arguments.events, arguments.batch, arguments.repeats)
         latencies = {rate: freshness(store, server.url, rate, arguments.seconds) for rate in (1000, 5000)}
         lag = partition_state(store.client, "fs", driver_trips_now)
         size, fields = memory_per_entity(store)
@@ -263,17 +259,18 @@ def main() -> None:
 
     ratio = rates["worker_events_per_s"] / rates["floor_events_per_s"]
     print(f"stream worker benchmark: {arguments.events} events, 1,000 drivers, 4 partitions, batch {arguments.batch}")
-    print(f"{'throughput (one process)':<56}{'events/s':>12}{'redis us/event':>16}")
-    for spread, figures in (("50 min", rates), ("5 min", dense)):
-        for name, label in (("worker", "worker: XREADGROUP + Lua apply"), ("floor", "floor: XREADGROUP + XACK")):
-            row = f"{figures[f'{name}_events_per_s']:>12,.0f}{figures[f'{name}_redis_us_per_event']:>16.2f}"
-            print(f"{label + ', events over ' + spread:<56}{row}")
-    print(f"{'-> readable (worker process)':<56}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
+    print(f"{'throughput (one process)':<48}{'events/s':>12}{'redis us/event':>16}")
+    for name, label in (
+        ("worker", "worker: XREADGROUP + Lua apply (tiles, XACK)"),
+        ("floor", "floor: XREADGROUP + XACK"),
+    ):
+        print(f"{label:<48}{rates[f'{name}_events_per_s']:>12,.0f}{rates[f'{name}_redis_us_per_event']:>16.2f}")
+    print(f"{'-> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
     for rate, kinds in latencies.items():
         for kind, values in kinds.items():
             label = f"{'push()' if kind == 'push' else 'raw XADD (floor)'} at {rate:,} events/s"
             row = f"{percentile(values, 0.5):>10.2f}{percentile(values, 0.99):>10.2f}{max(values):>10.2f}"
-            print(f"{label:<56}{row}{len(values):>8}")
+            print(f"{label:<48}{row}{len(values):>8}")
     print(f"tiles per driver (1 h window, 1 min step, 60 buckets): {size:,.0f} bytes, {fields} hash fields")
     print(f"pending after the freshness runs: {sum(int(s['pending'] or 0) for s in lag)}; redis {version}")
     print(
@@ -283,9 +280,6 @@ def main() -> None:
                 "floor_events_per_s": round(rates["floor_events_per_s"]),
                 "ratio_to_floor": round(ratio, 3),
                 "redis_us_per_event": round(rates["worker_redis_us_per_event"], 2),
-                "events_per_s_dense": round(dense["worker_events_per_s"]),
-                "floor_events_per_s_dense": round(dense["floor_events_per_s"]),
-                "ratio_to_floor_dense": round(dense["worker_events_per_s"] / dense["floor_events_per_s"], 3),
                 "floor_redis_us_per_event": round(rates["floor_redis_us_per_event"], 2),
                 "push_to_readable_p50_ms_1000": round(percentile(latencies[1000]["push"], 0.5), 3),
                 "push_to_readable_p99_ms_1000": round(percentile(latencies[1000]["push"], 0.99), 3),
