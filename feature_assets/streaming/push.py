@@ -118,12 +118,7 @@ def _push_events(
 def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
     """Return events pushed to a streaming view as its event log's rows: keys, times, columns; arrival = `arrival`."""
     where = f"push to FeatureView {view.name!r}"
-    frame = _as_frame(where, rows)
-    timestamp_field = view.source.timestamp_field
-    if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
-        frame = frame.rename({timestamp_field: "event_timestamp"})
-    if "created_timestamp" in frame.columns:
-        raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each event's arrival time")
+    frame = _with_event_timestamp(where, view, _as_frame(where, rows))
     expected = [*view.join_keys, "event_timestamp", *view.stream_columns]
     missing = [name for name in expected if name not in frame.columns]
     if missing:
@@ -159,12 +154,7 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
 def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
     """Return pushed rows as the view's offline rows: its columns and dtypes, created time = `arrival`."""
     where = f"push to FeatureView {view.name!r}"
-    frame = _as_frame(where, rows)
-    timestamp_field = view.source.timestamp_field
-    if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
-        frame = frame.rename({timestamp_field: "event_timestamp"})
-    if "created_timestamp" in frame.columns:
-        raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each row's arrival time")
+    frame = _with_event_timestamp(where, view, _as_frame(where, rows))
     expected = [name for name in view.output_schema if name != "created_timestamp"]
     missing = [name for name in expected if name not in frame.columns]
     if missing:
@@ -183,6 +173,16 @@ def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Data
         .alias("created_timestamp"),
     )
     return select_output(view, stamped).collect()
+
+
+def _with_event_timestamp(where: str, view: FeatureView, frame: pl.DataFrame) -> pl.DataFrame:
+    """Rename the batch source's timestamp column to `event_timestamp`; refuse `created_timestamp` (stamped here)."""
+    timestamp_field = view.source.timestamp_field
+    if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
+        frame = frame.rename({timestamp_field: "event_timestamp"})
+    if "created_timestamp" in frame.columns:
+        raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each row's arrival time")
+    return frame
 
 
 def _as_frame(where: str, rows: PushRows) -> pl.DataFrame:
