@@ -458,6 +458,14 @@ def test_stream_views_refuse_what_workers_cannot_keep():
             source=VIEW.source,
             aggregations=[Aggregation("trip", "count_distinct", "1h")],
         )
+    with pytest.raises(DefinitionError, match="spans 10080 steps of 1m; .* use a larger step, e.g. 10m"):
+        FeatureView(
+            "weekly",
+            entities=VIEW.entities,
+            source=VIEW.source,
+            aggregations=[Aggregation("fare", "sum", "7d")],
+            step="1m",
+        )
     with pytest.raises(DefinitionError, match="allowed_lateness applies to views on a StreamSource only"):
         FeatureView(
             "batch",

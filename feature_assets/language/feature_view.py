@@ -24,6 +24,7 @@ Transformation = Callable[[pl.LazyFrame], pl.LazyFrame]
 _OWNER = re.compile(r"team:[A-Za-z0-9_-]+|[^@\s]+@[^@\s]+\.[^@\s]+")
 _COUNTING: frozenset[str] = frozenset({"count", "count_distinct"})
 STREAMED_FUNCTIONS: tuple[str, ...] = ("sum", "count", "mean", "min", "max", "last")
+MAX_STREAMED_STEPS = 2000
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,13 @@ class FeatureView:
                     f"{where}: aggregation {aggregation.name!r} aggregates the join key {aggregation.column!r}"
                 )
         step_td = parse_duration(step, f"{where} step")
+        longest = max((a.window for a in aggregations), default=timedelta(0))
+        if isinstance(source, StreamSource) and longest // step_td > MAX_STREAMED_STEPS:
+            raise DefinitionError(
+                f"{where}: the longest window ({format_duration(longest)}) spans {longest // step_td} steps of "
+                f"{format_duration(step_td)}; stream workers keep at most {MAX_STREAMED_STEPS} per entity, so use a "
+                f"larger step, e.g. {format_duration(_coarser_step(longest))}"
+            )
         if aggregations:
             if timedelta(days=1) % step_td:
                 raise DefinitionError(f"{where}: step {format_duration(step_td)} must divide one day evenly")
@@ -259,6 +267,15 @@ class FeatureView:
             *([self.sql] if self.sql else []),
         ]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def _coarser_step(longest: timedelta) -> timedelta:
+    """Return the smallest usual step (one that divides a day) keeping `longest` within MAX_STREAMED_STEPS steps."""
+    for minutes in (1, 5, 10, 15, 30, 60, 120, 240, 360, 720, 1440):
+        step = timedelta(minutes=minutes)
+        if longest // step <= MAX_STREAMED_STEPS:
+            return step
+    return timedelta(days=1)
 
 
 def _check_streamed(
