@@ -136,10 +136,11 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
     for column in sorted(numeric):
         if not schema[column].is_numeric() and schema[column] != pl.Null:
             raise PushError(f"{where}: column {column!r} has dtype {schema[column]}; aggregations need numbers")
-    for column in (*view.join_keys, "event_timestamp"):
-        nulls = frame.get_column(column).is_null()
-        if nulls.any():
-            raise PushError(f"{where} refused, nothing was written: row {nulls.arg_true()[0]}: {column!r} is null")
+    required = [*view.join_keys, "event_timestamp"]
+    if frame.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
+        first_nulls = frame.select(pl.col(required).is_null().arg_max()).row(0)
+        column, row = next((c, r) for c, r in zip(required, first_nulls, strict=True) if frame[c][r] is None)
+        raise PushError(f"{where} refused, nothing was written: row {row}: {column!r} is null")
     return frame.select(
         *[pl.col(key).cast(dtype) for key, dtype in view.key_dtypes.items()],
         to_utc_microseconds("event_timestamp", schema["event_timestamp"]),
