@@ -118,17 +118,9 @@ def _push_events(
 def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
     """Return events pushed to a streaming view as its event log's rows: keys, times, columns; arrival = `arrival`."""
     where = f"push to FeatureView {view.name!r}"
-    frame = _with_event_timestamp(where, view, _as_frame(where, rows))
     expected = [*view.join_keys, "event_timestamp", *view.stream_columns]
-    missing = [name for name in expected if name not in frame.columns]
-    if missing:
-        raise PushError(f"{where}: the events lack column(s) {missing}; give {expected}")
-    unknown = [name for name in frame.columns if name not in expected]
-    if unknown:
-        raise PushError(f"{where}: column(s) {unknown} are not read by the view; its events have {expected}")
+    frame = _pushed_frame(where, view, rows, expected, "events", "are not read by the view; its events have")
     schema = frame.schema
-    if not isinstance(schema["event_timestamp"], pl.Datetime):
-        raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {schema['event_timestamp']}")
     for key, dtype in view.key_dtypes.items():
         if schema[key] != dtype and not (schema[key].is_integer() and dtype.is_integer()):
             raise PushError(f"{where}: join key {key!r} has dtype {schema[key]}; the view declares {dtype}")
@@ -155,17 +147,9 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
 def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
     """Return pushed rows as the view's offline rows: its columns and dtypes, created time = `arrival`."""
     where = f"push to FeatureView {view.name!r}"
-    frame = _with_event_timestamp(where, view, _as_frame(where, rows))
     expected = [name for name in view.output_schema if name != "created_timestamp"]
-    missing = [name for name in expected if name not in frame.columns]
-    if missing:
-        raise PushError(f"{where}: the rows lack column(s) {missing}; give {expected}")
-    unknown = [name for name in frame.columns if name not in expected]
-    if unknown:
-        raise PushError(f"{where}: column(s) {unknown} are not in the view; its columns are {expected}")
+    frame = _pushed_frame(where, view, rows, expected, "rows", "are not in the view; its columns are")
     event_dtype = frame.schema["event_timestamp"]
-    if not isinstance(event_dtype, pl.Datetime):
-        raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {event_dtype}")
     stamped = frame.lazy().with_columns(
         to_utc_microseconds("event_timestamp", event_dtype),
         pl.lit(arrival.replace(tzinfo=None))
@@ -176,13 +160,29 @@ def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Data
     return select_output(view, stamped).collect()
 
 
-def _with_event_timestamp(where: str, view: FeatureView, frame: pl.DataFrame) -> pl.DataFrame:
-    """Rename the batch source's timestamp column to `event_timestamp`; refuse `created_timestamp` (stamped here)."""
+def _pushed_frame(
+    where: str, view: FeatureView, rows: PushRows, expected: list[str], noun: str, unknown_text: str
+) -> pl.DataFrame:
+    """Return pushed rows as a frame with exactly the `expected` columns and a datetime `event_timestamp`.
+
+    The batch source's timestamp column may stand for `event_timestamp`; a `created_timestamp` is refused (the store
+    stamps each row's arrival time).
+    """
+    frame = _as_frame(where, rows)
     timestamp_field = view.source.timestamp_field
     if "event_timestamp" not in frame.columns and timestamp_field in frame.columns:
         frame = frame.rename({timestamp_field: "event_timestamp"})
     if "created_timestamp" in frame.columns:
         raise PushError(f"{where}: drop the 'created_timestamp' column; the store stamps each row's arrival time")
+    missing = [name for name in expected if name not in frame.columns]
+    if missing:
+        raise PushError(f"{where}: the {noun} lack column(s) {missing}; give {expected}")
+    unknown = [name for name in frame.columns if name not in expected]
+    if unknown:
+        raise PushError(f"{where}: column(s) {unknown} {unknown_text} {expected}")
+    event_dtype = frame.schema["event_timestamp"]
+    if not isinstance(event_dtype, pl.Datetime):
+        raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {event_dtype}")
     return frame
 
 
