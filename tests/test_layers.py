@@ -16,8 +16,8 @@ LAYERS = {
     "retrieval": 2,
     "orchestration": 3,
     "streaming": 4,
-    "serving": 4,
-    "demo": 5,
+    "serving": 5,
+    "demo": 6,
 }
 RESOURCES_LAYER = 0.5
 PACKAGES = ["feature_assets", *(f"feature_assets.{folder}" for folder in LAYERS), "resources"]
