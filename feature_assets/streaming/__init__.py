@@ -1,5 +1,5 @@
 """Fresh features: rows and events pushed to views as they happen (the stream worker is `streaming.worker`)."""
 
-from feature_assets.streaming.push import PushResult, push
+from feature_assets.streaming.push import PushResult, push, push_to_source
 
-__all__ = ["PushResult", "push"]
+__all__ = ["PushResult", "push", "push_to_source"]

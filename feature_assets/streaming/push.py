@@ -10,8 +10,9 @@ import polars as pl
 
 from feature_assets.compute.partition_compute import select_output
 from feature_assets.compute.source_frames import to_utc_microseconds
-from feature_assets.language.errors import OnlineStoreError, PushError
+from feature_assets.language.errors import FeatureReferenceError, OnlineStoreError, PushError, first_line
 from feature_assets.language.feature_view import FeatureView
+from feature_assets.language.repository import FeatureRepository
 from feature_assets.quality.schema_validation import validate_partition
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
@@ -56,6 +57,61 @@ def push(
         PushError: the rows do not fit the view (missing or unknown columns, dtypes, checks, duplicate identity);
             the message names the column, the row and the rule, and nothing was written anywhere.
     """
+    _check_target(view, to, online_store, offline_store)
+    stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+    return _write(view, _prepared(view, rows, stamp), to, online_store, offline_store, stamp)
+
+
+def push_to_source(
+    repository: FeatureRepository,
+    source_name: str,
+    rows: PushRows,
+    to: PushTarget = "online_and_offline",
+    *,
+    online_store: RedisOnlineStore | None = None,
+    offline_store: OfflineStore | None = None,
+    arrival: datetime | None = None,
+) -> dict[str, PushResult]:
+    """Push rows to every view on the push source `source_name`; all views' rows are validated before any write.
+
+    Each view takes the columns it reads; a column no view reads is refused. Timestamps may be ISO 8601 text
+    (naive text is UTC), as JSON and CSV carry them.
+    """
+    views = [v for v in repository.views.values() if v.takes_pushes and v.source.name == source_name]
+    if not views:
+        known = sorted({v.source.name for v in repository.views.values() if v.takes_pushes})
+        raise FeatureReferenceError(f"unknown push source {source_name!r}; known push sources: {known}")
+    frame = _as_frame(f"push to source {source_name!r}", rows)
+    texts = [c for c in (views[0].source.timestamp_field, "event_timestamp") if frame.schema.get(c) == pl.String]
+    try:
+        frame = frame.with_columns(pl.col(c).str.to_datetime(time_unit="us", time_zone="UTC") for c in texts)
+    except pl.exceptions.PolarsError as error:
+        where = f"push to source {source_name!r}"
+        raise PushError(f"{where}: {texts} must be ISO 8601 times: {first_line(error)}") from None
+    wanted = {view.name: _read_columns(view, frame.columns) for view in views}
+    unread = [c for c in frame.columns if not any(c in columns for columns in wanted.values())]
+    if unread:
+        raise PushError(f"push to source {source_name!r}: no view on it reads column(s) {unread}; drop them")
+    for view in views:
+        _check_target(view, to, online_store, offline_store)
+    stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+    prepared = {view.name: _prepared(view, frame.select(wanted[view.name]), stamp) for view in views}
+    return {view.name: _write(view, prepared[view.name], to, online_store, offline_store, stamp) for view in views}
+
+
+def _read_columns(view: FeatureView, columns: Sequence[str]) -> list[str]:
+    """Return the pushed columns `view` reads (its event or row columns, the source's time column for events)."""
+    if view.streaming:
+        needed = {*view.join_keys, "event_timestamp", view.source.timestamp_field, *view.stream_columns}
+    else:
+        needed = {name for name in view.output_schema if name != "created_timestamp"} | {view.source.timestamp_field}
+    return [c for c in columns if c in needed]
+
+
+def _check_target(
+    view: FeatureView, to: str, online_store: RedisOnlineStore | None, offline_store: OfflineStore | None
+) -> None:
+    """Raise unless `view` takes pushes to `to` and the stores `to` needs are given."""
     where = f"push to FeatureView {view.name!r}"
     if to not in get_args(PushTarget):
         raise PushError(f"{where}: to={to!r}; use one of {', '.join(get_args(PushTarget))}")
@@ -71,10 +127,12 @@ def push(
     ]
     if needed:
         raise PushError(f"{where}: to={to!r} needs {' and '.join(needed)}")
-    stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+
+
+def _prepared(view: FeatureView, rows: PushRows, stamp: datetime) -> pl.DataFrame:
+    """Return the pushed rows (or events) as the view stores them, or raise PushError naming the failing rows."""
     if view.streaming:
-        events = pushed_events(view, rows, stamp)
-        return _push_events(view, events, online_store if online else None, offline_store if offline else None, stamp)
+        return pushed_events(view, rows, stamp)
     frame = pushed_rows(view, rows, stamp)
     report = validate_partition(view, frame)
     if not report.passed:
@@ -85,7 +143,22 @@ def push(
             for row in report.sample.head(FAILURES_SHOWN).iter_rows(named=True)
         ]
         more = f"; and {report.failures - len(shown)} more" if report.failures > len(shown) else ""
-        raise PushError(f"{where} refused, nothing was written: {'; '.join(shown)}{more}")
+        raise PushError(f"push to FeatureView {view.name!r} refused, nothing was written: {'; '.join(shown)}{more}")
+    return frame
+
+
+def _write(
+    view: FeatureView,
+    frame: pl.DataFrame,
+    to: str,
+    online_store: RedisOnlineStore | None,
+    offline_store: OfflineStore | None,
+    stamp: datetime,
+) -> PushResult:
+    """Write prepared rows to the event log first, then online (events: to the view's Redis Streams)."""
+    online, offline = to in ("online", "online_and_offline"), to in ("offline", "online_and_offline")
+    if view.streaming:
+        return _push_events(view, frame, online_store if online else None, offline_store if offline else None, stamp)
     files = tuple(offline_store.append_pushed(view, frame)) if offline and offline_store is not None else ()
     replaced = 0
     if online and online_store is not None:

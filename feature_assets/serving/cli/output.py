@@ -40,6 +40,11 @@ def _text(value: object) -> str:
     return plain if isinstance(plain, str) else str(plain)
 
 
+def _console() -> Console:
+    """Return a console for stdout; piped output is not cut to 80 columns."""
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 1000)
+
+
 def print_json(data: object) -> None:
     """Print `data` as one JSON document on stdout."""
     sys.stdout.write(json.dumps(_plain(data), indent=2, default=str) + "\n")
@@ -57,7 +62,7 @@ def print_table(
         table.add_column(column)
     for row in rows:
         table.add_row(*(_text(row.get(column)) for column in columns))
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 def print_record(record: Mapping[str, object], *, as_json: bool) -> None:
@@ -70,7 +75,7 @@ def print_record(record: Mapping[str, object], *, as_json: bool) -> None:
     table.add_column()
     for name, value in record.items():
         table.add_row(name, _text(value))
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 def fail(message: str, code: int = FAILED) -> int:

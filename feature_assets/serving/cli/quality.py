@@ -143,6 +143,20 @@ def _iso(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add `quality [--view NAME]`: the plain-text quality report read from the Dagster instance."""
+    command = commands.add_parser(
+        "quality", parents=[common], help="quality report per view (checks, statistics) from the Dagster instance"
+    )
+    command.add_argument("--view", metavar="NAME", help="report only this feature view")
+    command.set_defaults(run=_run)
+
+
+def _run(arguments: argparse.Namespace) -> int:
+    """Print the report of the chosen repository (exit 2 when DAGSTER_HOME is unset)."""
+    return main(["--repository", arguments.repository, *(["--view", arguments.view] if arguments.view else [])])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the quality report of the feature views from the Dagster instance under DAGSTER_HOME."""
     parser = argparse.ArgumentParser(prog="python -m feature_assets.serving.cli.quality", description=main.__doc__)

@@ -1,0 +1,95 @@
+"""`get-online`: a view's or a service's online values for entities typed at the terminal."""
+
+import argparse
+from collections.abc import Sequence
+
+import polars as pl
+
+from feature_assets.language.errors import EntityFrameError
+from feature_assets.language.feature_service import FeatureService
+from feature_assets.language.repository import FeatureRepository, load_repository
+from feature_assets.serving.cli import output
+from resources.online_response import PRESENT
+from resources.online_store import RedisOnlineStore
+
+
+def register(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
+    """Add `get-online VIEW|SERVICE --entity key=value[,key=value] ...`."""
+    command = commands.add_parser(
+        "get-online", parents=[common], help="read online values of a view, on-demand view or feature service"
+    )
+    command.add_argument("target", metavar="VIEW|SERVICE")
+    command.add_argument(
+        "--entity",
+        action="append",
+        required=True,
+        metavar="KEY=VALUE[,KEY=VALUE]",
+        help="one entity row: its join keys (and request values of on-demand views); repeat for more rows",
+    )
+    command.add_argument("--feature", action="append", metavar="NAME", help="only these features of the view")
+    command.set_defaults(run=_run)
+
+
+def features_of(repository: FeatureRepository, target: str, only: Sequence[str] | None) -> list[str] | FeatureService:
+    """Return the references (or the service) that `get-online TARGET` reads."""
+    if target in repository.services and not only:
+        return repository.services[target]
+    if target in repository.on_demand_views:
+        names = repository.on_demand_views[target].feature_names
+    else:
+        names = repository.view(target).feature_names
+    return [f"{target}:{name}" for name in (only or names)]
+
+
+def entity_rows(repository: FeatureRepository, specs: Sequence[str]) -> pl.DataFrame:
+    """Return the entity rows typed `key=value,key=value`, each value cast to its join key's or request dtype."""
+    dtypes = {key: dtype for view in repository.views.values() for key, dtype in view.key_dtypes.items()}
+    dtypes |= {
+        field.name: field.dtype
+        for on_demand in repository.on_demand_views.values()
+        for field in on_demand.request_fields
+    }
+    rows = []
+    for spec in specs:
+        pairs = [part.partition("=") for part in spec.split(",") if part]
+        if any(not sep or not key for key, sep, _ in pairs):
+            raise EntityFrameError(f"--entity {spec!r}: write key=value pairs separated by commas, e.g. driver_id=42")
+        rows.append({key.strip(): value.strip() for key, _, value in pairs})
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    series = []
+    for column in columns:
+        if column not in dtypes:
+            raise EntityFrameError(
+                f"--entity: {column!r} is neither a join key nor a request value; known: {sorted(dtypes)}"
+            )
+        values = pl.Series(column, [row.get(column) for row in rows], dtype=pl.String)
+        try:
+            series.append(values.cast(dtypes[column], strict=True))
+        except pl.exceptions.InvalidOperationError:
+            raise EntityFrameError(
+                f"--entity: {column!r} values {values.to_list()} are not {dtypes[column]}; pass values of that type"
+            ) from None
+    return pl.DataFrame(series)
+
+
+def _run(args: argparse.Namespace) -> int:
+    repository = load_repository(args.repository)
+    features = features_of(repository, args.target, args.feature)
+    rows = entity_rows(repository, args.entity)
+    store = RedisOnlineStore.from_env(repository=args.repository)
+    try:
+        response = store.get_online_features(features, rows, include_timestamps=True)
+    finally:
+        store.close()
+    columns = list(response.columns)
+    table = []
+    for index in range(rows.height):
+        row: dict[str, object] = {name: response.columns[name][index] for name in columns}
+        statuses = {name: values[index] for name, values in response.statuses.items()}
+        if args.json:
+            row["statuses"] = statuses
+        else:
+            row |= {name: f"({status})" for name, status in statuses.items() if status != PRESENT}
+        table.append(row)
+    output.print_table(table, columns, as_json=args.json)
+    return output.OK
