@@ -8,7 +8,7 @@ from datetime import timedelta
 import polars as pl
 
 from feature_assets.language.errors import FeatureReferenceError
-from feature_assets.language.feature_service import FeatureReference, FeatureService
+from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository
 from resources import online_encoding as encoding
@@ -28,7 +28,7 @@ def micros(duration: timedelta | None) -> int | None:
 
 @dataclass(frozen=True)
 class ViewPlan:
-    """How to read some features of one view: key affixes, the hash field to HGET and decoders."""
+    """How to read some features of one view version (`name`: `view`, or `view@v<N>` for a previous version)."""
 
     name: str
     join_keys: tuple[str, ...]
@@ -141,7 +141,7 @@ def build_read_plan(
     owners: dict[str, str] = {}
     read_columns: dict[tuple[str, str], str] = {}
     view_plans = []
-    for view in resolved.views:
+    for view, view_key in zip(resolved.views, resolved.keys, strict=True):
         if not view.online:
             raise FeatureReferenceError(
                 f"FeatureView {view.name!r} is offline only (online=False); set online=True and publish it"
@@ -155,22 +155,22 @@ def build_read_plan(
                     "request these views separately"
                 )
             dtypes.setdefault(key, dtype)
-        names = resolved.features[view.name]
+        names = resolved.features[view_key]
         columns = tuple(
-            f"{view.name}__{name}" if full_feature_names or (view.name, name) in resolved.inputs_only else name
+            f"{view_key}__{name}" if full_feature_names or (view_key, name) in resolved.inputs_only else name
             for name in names
         )
         for column, name in zip(columns, names, strict=True):
-            read_columns[view.name, name] = column
+            read_columns[view_key, name] = column
             if column in owners or column in join_keys:
                 other = "a join key" if column in join_keys else f"a feature of view {owners[column]!r}"
                 raise FeatureReferenceError(
-                    f"feature {name!r} of view {view.name!r} clashes with {other}; "
-                    "pass full_feature_names=True to name columns 'view__feature'"
+                    f"feature {name!r} of view {view_key!r} clashes with {other}; "
+                    f"pass full_feature_names=True to name columns 'view__feature' (here '{view_key}__{name}')"
                 )
-            owners[column] = view.name
+            owners[column] = view_key
             dtypes[column] = view.fields_by_name[name].dtype
-        timestamp_column = f"{view.name}__event_timestamp"
+        timestamp_column = f"{view_key}__event_timestamp"
         dtypes[timestamp_column] = pl.Datetime("us", "UTC")
         values_field = encoding.values_field(view).encode()
         positions = {name: index for index, name in enumerate(view.feature_names, start=1)}
@@ -180,7 +180,7 @@ def build_read_plan(
             before, after = tile_key_affixes(key_prefix, view)
         view_plans.append(
             ViewPlan(
-                name=view.name,
+                name=view_key,
                 join_keys=view.join_keys,
                 key_before=before,
                 key_after=after,
@@ -219,8 +219,7 @@ def build_read_plan(
             name: view.fields_by_name[name].dtype for view in on_demand.source_views for name in view.feature_names
         }
         on_demand_plans.append(OnDemandPlan(on_demand, inputs, input_dtypes, outputs))
-    references = features.features if isinstance(features, FeatureService) else _references(features)
-    names = [f"{r.view}__{r.feature}" if full_feature_names else r.feature for r in references]
+    names = [f"{key}__{feature}" if full_feature_names else feature for key, feature in resolved.requested]
     return ReadPlan(
         views=tuple(view_plans),
         join_keys=join_keys,
@@ -228,7 +227,3 @@ def build_read_plan(
         dtypes=dtypes,
         on_demand=tuple(on_demand_plans),
     )
-
-
-def _references(features: Sequence[str] | str) -> list[FeatureReference]:
-    return [FeatureReference.parse(f) for f in ([features] if isinstance(features, str) else features)]

@@ -15,7 +15,7 @@ from resources.offline_store import OfflineStore
 def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepository) -> dg.AssetsDefinition:
     """Return the asset that joins the training set's labels with its features and writes one Parquet file."""
     resolved = repository.resolve(training_set.features)
-    references = [f"{view.name}:{feature}" for view in resolved.views for feature in resolved.shown(view.name)]
+    references = [f"{key}:{feature}" for key in resolved.keys for feature in resolved.shown(key)]
     references += [
         f"{view.name}:{feature}" for view in resolved.on_demand for feature in resolved.on_demand_features[view.name]
     ]

@@ -41,9 +41,10 @@ _VIEW_ORDER = (
 
 @dataclass(frozen=True)
 class _OutputColumn:
-    """One requested feature and the column it becomes in the result."""
+    """One requested feature of one view version (`key`: `view`, or `view@v<N>`) and its column in the result."""
 
     view: FeatureView
+    key: str
     feature: str
     name: str
 
@@ -67,7 +68,8 @@ def get_historical_features(
     """Return `entity_df` plus each requested feature's latest value at or before each row's timestamp.
 
     `as_of="event"` takes the latest row by event time; `"available"` only rows written (created) by then, and for a
-    streaming view exactly what its stream workers served at that instant, from its event log.
+    streaming view exactly what its stream workers served at that instant, from its event log. A reference
+    `view@v<N>:feature` reads version N's partitions (a previous version the repository lists).
     """
     if as_of not in get_args(AsOf):
         raise ValueError(f"as_of must be one of {get_args(AsOf)}, got {as_of!r}")
@@ -108,24 +110,24 @@ def _output_columns(
 ) -> list[_OutputColumn]:
     columns: list[_OutputColumn] = []
     owners: dict[str, str] = {}
-    for view in resolved.views:
-        for feature in resolved.features[view.name]:
-            hidden = (view.name, feature) in resolved.inputs_only
-            name = f"{view.name}__{feature}" if full_feature_names or hidden else feature
+    for view, key in zip(resolved.views, resolved.keys, strict=True):
+        for feature in resolved.features[key]:
+            hidden = (key, feature) in resolved.inputs_only
+            name = f"{key}__{feature}" if full_feature_names or hidden else feature
             if name in owners:
                 raise FeatureReferenceError(
-                    f"feature {feature!r} is requested from both view {owners[name]!r} and view {view.name!r}; "
+                    f"feature {feature!r} is requested from both view {owners[name]!r} and view {key!r}; "
                     f"pass full_feature_names=True to get columns "
-                    f"'{owners[name]}__{feature}' and '{view.name}__{feature}', or request only one of them"
+                    f"'{owners[name]}__{feature}' and '{key}__{feature}', or request only one of them"
                 )
             if name in entity_columns:
                 raise EntityFrameError(
                     f"entity_df already has a column {name!r}, the output name of feature {feature!r} of view "
-                    f"{view.name!r}; rename or drop that column"
+                    f"{key!r}; rename or drop that column"
                     + ("" if full_feature_names else ", or pass full_feature_names=True")
                 )
-            owners[name] = view.name
-            columns.append(_OutputColumn(view, feature, name))
+            owners[name] = key
+            columns.append(_OutputColumn(view, key, feature, name))
     for on_demand in resolved.on_demand:
         for feature in resolved.on_demand_features[on_demand.name]:
             name = f"{on_demand.name}__{feature}" if full_feature_names else feature
@@ -147,11 +149,12 @@ def _apply_on_demand(
 ) -> pl.DataFrame:
     """Add the requested on-demand features, computed from the joined inputs and the entity frame's request columns.
 
-    Inputs fetched only for an on-demand view are dropped from the result.
+    Inputs fetched only for an on-demand view are dropped from the result. On-demand views read current versions,
+    whose key is the view's name.
     """
     if not resolved.on_demand:
         return values
-    read = {(c.view.name, c.feature): c.name for c in columns}
+    read = {(c.key, c.feature): c.name for c in columns}
     outputs = []
     for on_demand in resolved.on_demand:
         inputs = [
