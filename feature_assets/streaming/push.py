@@ -74,20 +74,13 @@ def push_to_source(
 ) -> dict[str, PushResult]:
     """Push rows to every view on the push source `source_name`; all views' rows are validated before any write.
 
-    Each view takes the columns it reads; a column no view reads is refused. Timestamps may be ISO 8601 text
-    (naive text is UTC), as JSON and CSV carry them.
+    Each view takes the columns it reads; a column no view reads is refused.
     """
     views = [v for v in repository.views.values() if v.takes_pushes and v.source.name == source_name]
     if not views:
         known = sorted({v.source.name for v in repository.views.values() if v.takes_pushes})
         raise FeatureReferenceError(f"unknown push source {source_name!r}; known push sources: {known}")
     frame = _as_frame(f"push to source {source_name!r}", rows)
-    texts = [c for c in (views[0].source.timestamp_field, "event_timestamp") if frame.schema.get(c) == pl.String]
-    try:
-        frame = frame.with_columns(pl.col(c).str.to_datetime(time_unit="us", time_zone="UTC") for c in texts)
-    except pl.exceptions.PolarsError as error:
-        where = f"push to source {source_name!r}"
-        raise PushError(f"{where}: {texts} must be ISO 8601 times: {first_line(error)}") from None
     wanted = {view.name: _read_columns(view, frame.columns) for view in views}
     unread = [c for c in frame.columns if not any(c in columns for columns in wanted.values())]
     if unread:
@@ -238,8 +231,8 @@ def _pushed_frame(
 ) -> pl.DataFrame:
     """Return pushed rows as a frame with exactly the `expected` columns and a datetime `event_timestamp`.
 
-    The batch source's timestamp column may stand for `event_timestamp`; a `created_timestamp` is refused (the store
-    stamps each row's arrival time).
+    The batch source's timestamp column may stand for `event_timestamp`, as datetimes or ISO 8601 text (naive text
+    is UTC, as JSON and CSV carry times); a `created_timestamp` is refused (the store stamps each row's arrival time).
     """
     frame = _as_frame(where, rows)
     timestamp_field = view.source.timestamp_field
@@ -253,6 +246,11 @@ def _pushed_frame(
     unknown = [name for name in frame.columns if name not in expected]
     if unknown:
         raise PushError(f"{where}: column(s) {unknown} {unknown_text} {expected}")
+    if frame.schema["event_timestamp"] == pl.String:
+        try:
+            frame = frame.with_columns(pl.col("event_timestamp").str.to_datetime(time_unit="us", time_zone="UTC"))
+        except pl.exceptions.PolarsError as error:
+            raise PushError(f"{where}: 'event_timestamp' text must be ISO 8601 times: {first_line(error)}") from None
     event_dtype = frame.schema["event_timestamp"]
     if not isinstance(event_dtype, pl.Datetime):
         raise PushError(f"{where}: 'event_timestamp' must be a datetime column, got {event_dtype}")

@@ -11,7 +11,7 @@ from feature_assets.language.errors import FeatureStoreError, OnlineStoreError
 from feature_assets.serving.cli import output
 
 DEFAULT_REPOSITORY = "feature_assets.demo.views:repository"
-NOUNS: tuple[str, ...] = ()
+NOUNS: tuple[str, ...] = ("definitions", "online", "push", "quality", "versions")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -91,5 +91,8 @@ def _run(args: argparse.Namespace) -> int:
         else:
             row |= {name: f"({status})" for name, status in statuses.items() if status != PRESENT}
         table.append(row)
-    output.print_table(table, columns, as_json=args.json)
+    if args.json:
+        output.print_json(table)
+    else:
+        output.print_table(table, columns, as_json=False)
     return output.OK

@@ -67,11 +67,11 @@ def _run(args: argparse.Namespace) -> int:
         {
             "view": view,
             "rows": result.rows,
-            "online replaced": result.online_replaced,
+            "online written": result.online_replaced,
             "offline files": len(result.offline_files),
             "arrival": result.arrival,
         }
         for view, result in results.items()
     ]
-    output.print_table(table, ["view", "rows", "online replaced", "offline files", "arrival"], as_json=args.json)
+    output.print_table(table, ["view", "rows", "online written", "offline files", "arrival"], as_json=args.json)
     return output.OK
