@@ -274,9 +274,8 @@ def _per_stream(reply: object) -> list[tuple[bytes, list[list[object]]]]:
     return [(stream, entries) for stream, entries in pairs]
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run one stream worker until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m feature_assets.streaming.worker", description=main.__doc__)
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the worker's options (repository, views, consumer name, batch and recovery settings) to `parser`."""
     parser.add_argument("--repository", default="feature_assets.demo.views:repository")
     parser.add_argument("--views", default="", help="comma-separated streaming views (default: all of them)")
     parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}")
@@ -291,7 +290,10 @@ def main(argv: list[str] | None = None) -> int:
         default=10.0,
         help="seconds between observations reported to the Dagster instance at $DAGSTER_HOME (0: never)",
     )
-    args = parser.parse_args(argv)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Run one stream worker with parsed options until SIGTERM or SIGINT."""
     repository: FeatureRepository = load_repository(args.repository)
     names = [name for name in args.views.split(",") if name]
     views = [repository.view(name) for name in names] or [v for v in repository.views.values() if v.streaming]
@@ -320,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     totals = worker.run(stop, observe=observe, observe_every_s=args.observe_every)
     print(f"stream worker {args.consumer} stopped: {totals}", flush=True)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one stream worker until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(prog="python -m feature_assets.streaming.worker", description=main.__doc__)
+    add_arguments(parser)
+    return run_worker(parser.parse_args(argv))
 
 
 if __name__ == "__main__":
