@@ -129,6 +129,8 @@ class ReadPlan:
     feature_columns: tuple[str, ...]
     dtypes: dict[str, pl.DataType]
     on_demand: tuple[OnDemandPlan, ...] = ()
+    references: tuple[str, ...] = ()
+    """The requested `view:feature` (or `view@v<N>:feature`) references, in request order, for usage counts."""
 
 
 def build_read_plan(
@@ -226,4 +228,5 @@ def build_read_plan(
         feature_columns=tuple(dict.fromkeys(names)),
         dtypes=dtypes,
         on_demand=tuple(on_demand_plans),
+        references=tuple(f"{key}:{feature}" for key, feature in resolved.requested),
     )

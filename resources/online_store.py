@@ -31,6 +31,7 @@ from resources.entity_rows import EntityRows, check_key_dtype, entity_columns, r
 from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_read_plan, micros
 from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
 from resources.project_redis import ensure_project_redis
+from resources.read_usage import ReadUsage
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
 from resources.stream_keys import stream_entries, stream_keys
 
@@ -78,6 +79,9 @@ class _Engine:
     key_prefix: str
     repository_cache: FeatureRepository | None = None
     plans: dict[tuple[object, ...], ReadPlan] = field(default_factory=dict)
+    count_usage: bool = True
+    caller: str = "python"
+    usage: ReadUsage | None = None
 
     @property
     def repository(self) -> FeatureRepository:
@@ -108,8 +112,9 @@ class _Engine:
         include_timestamps: bool,
         full_feature_names: bool,
         now_us: int | None,
+        caller: str | None = None,
     ) -> OnlineResponse:
-        """Read features of entities in one round trip and decode them in request order."""
+        """Read features of entities in one round trip and decode them in request order, counting the read."""
         plan = self.plan(features, full_feature_names)
         keys = entity_columns(entity_rows, plan.join_keys)
         requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
@@ -138,6 +143,13 @@ class _Engine:
             columns[name] = decoded[name]
         columns.update(timestamps or {})
         statuses = {name: decoded_statuses[name] for name in plan.feature_columns}
+        if self.count_usage:
+            if self.usage is None:
+                self.usage = ReadUsage(self.transport.client, self.key_prefix)
+                self.usage.start()
+            service = features.name if isinstance(features, FeatureService) else None
+            rows = len(next(iter(keys.values()))) if keys else len(next(iter(columns.values()), ()))
+            self.usage.record(caller or self.caller, plan.references, service, rows)
         return OnlineResponse(columns, statuses, plan.dtypes)
 
     def write(self, view: FeatureView, frame: pl.DataFrame) -> int:
@@ -314,6 +326,11 @@ class RedisOnlineStore(ConfigurableResource):
         description="Entries kept per partition stream of a streaming view (approximate MAXLEN trimming on append).",
     )
 
+    count_usage: bool = Field(
+        default=True, description="Count reads per feature, service and caller, flushed to Redis every 10 s."
+    )
+    caller: str = Field(default="python", description="Who reads, in usage analytics (e.g. a model's name).")
+
     _engine: _Engine | None = PrivateAttr(default=None)
 
     @classmethod
@@ -341,7 +358,13 @@ class RedisOnlineStore(ConfigurableResource):
                 transport = ClusterTransport(RedisCluster.from_url(url, **options))
             else:
                 transport = StandaloneTransport(redis.Redis.from_url(url, **options))
-            self._engine = _Engine(transport=transport, repository_path=self.repository, key_prefix=self.key_prefix)
+            self._engine = _Engine(
+                transport=transport,
+                repository_path=self.repository,
+                key_prefix=self.key_prefix,
+                count_usage=self.count_usage,
+                caller=self.caller,
+            )
         return self._engine
 
     def write_batch(self, view: FeatureView | str, frame: pl.DataFrame) -> int:
@@ -357,14 +380,16 @@ class RedisOnlineStore(ConfigurableResource):
         include_timestamps: bool = False,
         full_feature_names: bool = False,
         now: datetime | None = None,
+        caller: str | None = None,
     ) -> OnlineResponse:
         """Read `view:feature` references (or a service) for entity rows in one round trip, in request order.
 
         `now` (default: the clock) is the instant the values are for: it decides expiry (ttl) and, for streaming
-        views, which tiles each window covers.
+        views, which tiles each window covers. The read is counted for usage analytics under `caller` (default:
+        the resource's `caller`) when `count_usage` is on.
         """
         now_us = None if now is None else _epoch_micros(now)
-        return self._connected().read(features, entity_rows, include_timestamps, full_feature_names, now_us)
+        return self._connected().read(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
 
     def append_events(self, view: FeatureView | str, frame: pl.DataFrame) -> list[str]:
         """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams."""
@@ -385,7 +410,9 @@ class RedisOnlineStore(ConfigurableResource):
         return engine.delete(engine.view(view), keys)
 
     def close(self) -> None:
-        """Disconnect the client's pooled connections."""
+        """Flush the counted reads and disconnect the client's pooled connections."""
         if self._engine is not None:
+            if self._engine.usage is not None:
+                self._engine.usage.close()
             self._engine.transport.client.close()
             self._engine = None

@@ -14,6 +14,7 @@ from feature_assets.orchestration.publishing import build_publishing_sensor
 from feature_assets.orchestration.schedules import build_daily_schedules
 from feature_assets.orchestration.stream_assets import build_stream_checks, build_stream_online_spec
 from feature_assets.orchestration.training_assets import build_training_set_asset
+from feature_assets.orchestration.usage_observations import build_usage_sensor
 from feature_assets.orchestration.view_assets import build_source_specs, build_view_asset
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
@@ -68,6 +69,7 @@ def build_definitions(
             *([build_publishing_sensor(views)] if online_views else []),
             *([build_freshness_sensor(freshness_checks)] if freshness_checks else []),
             build_alert_sensor(),
+            *([build_usage_sensor(views)] if online_views or streaming_views else []),
         ],
         resources={
             "offline_store": offline_store or OfflineStore.from_env(as_env_vars=True),

@@ -11,7 +11,17 @@ from feature_assets.language.errors import FeatureStoreError, OnlineStoreError
 from feature_assets.serving.cli import output
 
 DEFAULT_REPOSITORY = "feature_assets.demo.views:repository"
-NOUNS: tuple[str, ...] = ("definitions", "online", "push", "quality", "versions")
+NOUNS: tuple[str, ...] = (
+    "catalog",
+    "definitions",
+    "forget",
+    "materialize",
+    "online",
+    "push",
+    "quality",
+    "stream",
+    "versions",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
