@@ -15,7 +15,8 @@ REPOSITORY = "tests.cli_views:repository"
 
 
 @pytest.fixture
-def environment(redis_url, tmp_path):
+def environment(redis_url, redis_client, tmp_path):
+    redis_client.flushdb()
     return {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -80,6 +81,8 @@ def test_push_then_get_online_reads_the_pushed_values(environment, tmp_path):
     assert first["statuses"] == {"conv_rate": "present", "trips": "present"}
     assert second["statuses"] == {"conv_rate": "not_found", "trips": "not_found"}
     assert first["driver_stats__event_timestamp"].startswith("2025-01-07T10:00:00")
+    described = json.loads(feature_store(environment, "describe", "driver_stats", "--json").stdout)
+    assert described["usage"] == {"conv_rate": 1, "trips": 1}
     service = feature_store(environment, "get-online", "ranking", "--entity", "driver_id=8", "--json")
     assert json.loads(service.stdout)[0]["statuses"] == {"conv_rate": "present", "rating": "not_found"}
 

@@ -19,6 +19,7 @@ NOUNS: tuple[str, ...] = (
     "online",
     "push",
     "quality",
+    "serve",
     "stream",
     "versions",
 )
