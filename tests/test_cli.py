@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
@@ -133,3 +134,86 @@ def test_describe_and_lineage_read_the_definitions_instance_and_usage(environmen
         ("upstream", "source/driver_stats_push"),
         ("downstream", "online/driver_stats"),
     }
+
+
+VERSIONED = """
+from datetime import datetime, UTC
+import polars as pl
+from feature_assets import Entity, FeatureRepository, FeatureView, Field, ParquetSource
+
+driver = Entity("driver", ["driver_id"])
+source = ParquetSource("driver_log", "raw/driver_log/*.parquet", timestamp_field="ts")
+
+
+def profile(rating_dtype, version):
+    return FeatureView(
+        "driver_profile", entities=[driver], source=source, version=version, ttl="3650d", start_date="2025-01-01",
+        schema=[Field("rating", rating_dtype), Field("trips", pl.Int64)],
+    )
+"""
+
+
+def test_a_breaking_change_is_refused_and_with_a_bump_both_versions_serve(environment, tmp_path, redis_url):
+    from resources.online_store import RedisOnlineStore
+
+    (tmp_path / "repo_v1.py").write_text(VERSIONED + "repository = FeatureRepository([profile(pl.Float64, 1)])\n")
+    (tmp_path / "repo_retyped.py").write_text(VERSIONED + "repository = FeatureRepository([profile(pl.Int64, 1)])\n")
+    (tmp_path / "repo_v2.py").write_text(
+        VERSIONED + "v1 = profile(pl.Float64, 1)\n"
+        "repository = FeatureRepository([profile(pl.Int64, 2)], previous_versions=[v1])\n"
+    )
+    environment = {
+        **environment,
+        "PYTHONPATH": f"{tmp_path}:{ROOT}",
+        "FEATURE_SNAPSHOT": str(tmp_path / "applied.json"),
+    }
+    assert feature_store(environment, "apply", "--repository", "repo_v1:repository").returncode == 0
+
+    refused = feature_store(environment, "plan", "--repository", "repo_retyped:repository")
+    assert refused.returncode == 3
+    assert "feature 'rating' retyped Float64 -> Int64 (breaking); bump version to 2" in refused.stderr
+    assert feature_store(environment, "apply", "--repository", "repo_retyped:repository").returncode == 3
+
+    bumped = feature_store(environment, "plan", "--repository", "repo_v2:repository", "--json")
+    assert bumped.returncode == 0, bumped.stderr
+    assert json.loads(bumped.stdout)["refused"] is False
+    assert feature_store(environment, "apply", "--repository", "repo_v2:repository").returncode == 0
+
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import repo_v2
+    finally:
+        sys.path.remove(str(tmp_path))
+    store = RedisOnlineStore(url=redis_url, repository="repo_v2:repository", count_usage=False)
+    at = datetime(2025, 1, 7, tzinfo=UTC)
+    for view, rating in ((repo_v2.v1, 4.5), (repo_v2.repository.views["driver_profile"], 5)):
+        rows = {"driver_id": [1], "event_timestamp": [at], "created_timestamp": [at], "rating": [rating], "trips": [3]}
+        store.write_batch(
+            view, pl.DataFrame(rows).with_columns(pl.col("rating").cast(view.fields_by_name["rating"].dtype))
+        )
+    store.close()
+    old = json.loads(
+        feature_store(
+            environment,
+            "get-online",
+            "driver_profile@v1",
+            "--repository",
+            "repo_v2:repository",
+            "--entity",
+            "driver_id=1",
+            "--json",
+        ).stdout
+    )
+    new = json.loads(
+        feature_store(
+            environment,
+            "get-online",
+            "driver_profile",
+            "--repository",
+            "repo_v2:repository",
+            "--entity",
+            "driver_id=1",
+            "--json",
+        ).stdout
+    )
+    assert (old[0]["rating"], new[0]["rating"]) == (4.5, 5)
