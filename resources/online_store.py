@@ -7,7 +7,6 @@ then sets its expiry to event time + ttl: one HGET, one HSET of one field and on
 number of entities and views are one pipeline of HGETs of that field, i.e. one round trip.
 """
 
-import functools
 import os
 import time
 from dataclasses import dataclass, field
@@ -30,8 +29,10 @@ from resources.embedded_redis import shared_server
 from resources.entity_rows import EntityRows, check_key_dtype, entity_columns, request_values
 from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_read_plan, micros
 from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
+from resources.online_write_rows import latest_live_rows, newer_wins_script
 from resources.project_redis import ensure_project_redis
 from resources.read_usage import ReadUsage
+from resources.redis_async_transport import AsyncStandaloneTransport
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
 from resources.stream_keys import stream_entries, stream_keys
 
@@ -39,35 +40,6 @@ CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
 READ_PLAN_CACHE_SIZE = 1024
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-@functools.cache
-def newer_wins_script(values_field: str) -> str:
-    """Return the Lua script writing rows only where they are newer than the stored row.
-
-    KEYS are entity hashes. ARGV holds per key its expire-at (ms, '' for none) and its packed value for the field
-    `values_field`, which starts with the order (event then created time as fixed-width digits, so the string
-    comparison is the numeric one). The script returns how many hashes it replaced.
-    """
-    width = encoding.ORDER_WIDTH
-    return f"""
-local call, sub, keys, argv, replaced = redis.call, string.sub, KEYS, ARGV, 0
-for i = 1, #keys do
-  local key, value = keys[i], argv[i * 2]
-  local stored = call('HGET', key, '{values_field}')
-  if not stored or sub(value, 1, {width}) > sub(stored, 1, {width}) then
-    call('HSET', key, '{values_field}', value)
-    local expire_at = argv[i * 2 - 1]
-    if expire_at ~= '' then
-      call('PEXPIREAT', key, expire_at)
-    elseif stored then
-      call('PERSIST', key)
-    end
-    replaced = replaced + 1
-  end
-end
-return replaced
-"""
 
 
 @dataclass
@@ -82,6 +54,7 @@ class _Engine:
     count_usage: bool = True
     caller: str = "python"
     usage: ReadUsage | None = None
+    async_transport: AsyncStandaloneTransport | None = None
 
     @property
     def repository(self) -> FeatureRepository:
@@ -123,14 +96,56 @@ class _Engine:
             try:
                 replies = self.transport.read(requests, now_us)
             except redis.exceptions.NoScriptError:
-                for view_plan in plan.views:
-                    if view_plan.script is not None:
-                        self.transport.client.script_load(view_plan.script)
+                self.load_scripts(plan)
                 replies = self.transport.read(requests, now_us)
         except (redis.RedisError, OSError) as error:
-            views = [view_plan.name for view_plan in plan.views]
-            message = f"reading views {views} from Redis failed: {error}; check that Redis is up"
-            raise OnlineStoreError(message) from error
+            raise _read_failed(plan, error) from error
+        return self.answer(features, plan, keys, entity_rows, replies, include_timestamps, now_us, caller)
+
+    async def read_async(
+        self,
+        features: Features,
+        entity_rows: EntityRows,
+        include_timestamps: bool,
+        full_feature_names: bool,
+        now_us: int | None,
+        caller: str | None = None,
+    ) -> OnlineResponse:
+        """Read as `read` does, awaiting Redis on the running event loop instead of blocking."""
+        if self.async_transport is None:
+            return self.read(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
+        plan = self.plan(features, full_feature_names)
+        keys = entity_columns(entity_rows, plan.join_keys)
+        requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
+        now_us = time.time_ns() // 1000 if now_us is None else now_us
+        try:
+            try:
+                replies = await self.async_transport.read(requests, now_us)
+            except redis.exceptions.NoScriptError:
+                self.load_scripts(plan)
+                replies = await self.async_transport.read(requests, now_us)
+        except (redis.RedisError, OSError) as error:
+            raise _read_failed(plan, error) from error
+        return self.answer(features, plan, keys, entity_rows, replies, include_timestamps, now_us, caller)
+
+    def load_scripts(self, plan: ReadPlan) -> None:
+        """Load the read scripts of the plan's streaming views (after Redis answered NOSCRIPT)."""
+        for view_plan in plan.views:
+            if view_plan.script is not None:
+                self.transport.client.script_load(view_plan.script)
+
+    def answer(
+        self,
+        features: Features,
+        plan: ReadPlan,
+        keys: dict[str, list[object]],
+        entity_rows: EntityRows,
+        replies: list[list[bytes | None]],
+        include_timestamps: bool,
+        now_us: int,
+        caller: str | None,
+    ) -> OnlineResponse:
+        """Decode the replies of one read into the response, computing on-demand features and counting the read."""
         decoded: dict[str, list[object]] = {}
         decoded_statuses: dict[str, list[str]] = {}
         timestamps: dict[str, list[object]] | None = {} if include_timestamps else None
@@ -156,7 +171,7 @@ class _Engine:
         """Write the newest row per entity of `frame`; return how many stored values it replaced."""
         if not view.online:
             raise OnlineStoreError(f"FeatureView {view.name!r} is offline only (online=False); it cannot be published")
-        rows = _latest_live_rows(view, frame, time.time_ns() // 1000)
+        rows = latest_live_rows(view, frame, time.time_ns() // 1000)
         if rows.is_empty():
             return 0
         ttl_us = micros(view.ttl)
@@ -228,52 +243,10 @@ def _apply_on_demand(
         statuses[column] = [NOT_FOUND if value is None else PRESENT for value in values]
 
 
-def _latest_live_rows(view: FeatureView, frame: pl.DataFrame, now_us: int) -> pl.DataFrame:
-    """Return the newest row per entity as join keys, `_ts`, `_ct` (µs) and features, dropping expired rows."""
-    where = f"FeatureView {view.name!r}"
-    schema = frame.schema
-    for key, dtype in view.key_dtypes.items():
-        check_key_dtype(view, key, dtype)
-        actual = schema.get(key)
-        if actual is None:
-            raise EntityFrameError(f"{where}: the frame lacks join key column {key!r}; write the view's offline rows")
-        if encoding.is_integer_key(dtype) != actual.is_integer() or not (actual.is_integer() or actual == pl.String):
-            raise EntityFrameError(f"{where}: join key column {key!r} has dtype {actual}; expected {dtype}")
-    for column in ("event_timestamp", "created_timestamp"):
-        if column in schema and not isinstance(schema[column], pl.Datetime):
-            raise EntityFrameError(f"{where}: column {column!r} has dtype {schema[column]}; expected a Datetime")
-    if "event_timestamp" not in schema:
-        raise EntityFrameError(f"{where}: the frame lacks the 'event_timestamp' column")
-    missing = [name for name in view.feature_names if name not in schema]
-    if missing:
-        raise OnlineStoreError(f"{where}: the frame lacks feature columns {missing}; write the view's offline rows")
-    for f in view.schema:
-        if schema[f.name] != f.dtype:
-            try:
-                frame[f.name].cast(f.dtype, strict=True)
-            except pl.exceptions.PolarsError as error:
-                raise OnlineStoreError(
-                    f"{where}: feature {f.name!r} has dtype {schema[f.name]} and does not cast to {f.dtype}: {error}"
-                ) from error
-    nulls = frame.select(pl.col(*view.join_keys, "event_timestamp").null_count()).row(0, named=True)
-    if any(nulls.values()):
-        counts = {name: count for name, count in nulls.items() if count}
-        raise EntityFrameError(f"{where}: null join keys or event times {counts}; every row needs them")
-    created = pl.col("created_timestamp").dt.epoch("us").fill_null(0) if "created_timestamp" in schema else pl.lit(0)
-    rows = frame.lazy().select(
-        *view.join_keys,
-        pl.col("event_timestamp").dt.epoch("us").alias("_ts"),
-        created.cast(pl.Int64).alias("_ct"),
-        *(pl.col(f.name).cast(f.dtype) for f in view.schema),
-    )
-    ttl_us = micros(view.ttl)
-    if ttl_us is not None:
-        rows = rows.filter(pl.col("_ts") + ttl_us >= now_us)
-    latest = rows.collect()
-    keys = list(view.join_keys)
-    if latest.select(keys).n_unique() == latest.height:
-        return latest
-    return latest.sort("_ts", "_ct").unique(subset=keys, keep="last")
+def _read_failed(plan: ReadPlan, error: Exception) -> OnlineStoreError:
+    """Return the error of a read that Redis did not answer."""
+    views = [view_plan.name for view_plan in plan.views]
+    return OnlineStoreError(f"reading views {views} from Redis failed: {error}; check that Redis is up")
 
 
 def _epoch_micros(moment: datetime) -> int:
@@ -354,12 +327,17 @@ class RedisOnlineStore(ConfigurableResource):
                 "retry": Retry(NoBackoff(), retries=1),
             }
             transport: StandaloneTransport | ClusterTransport
+            async_transport = None
             if cluster or self.cluster:
                 transport = ClusterTransport(RedisCluster.from_url(url, **options))
             else:
                 transport = StandaloneTransport(redis.Redis.from_url(url, **options))
+                pool = transport.pool
+                if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
+                    async_transport = AsyncStandaloneTransport(pool.connection_kwargs, self.socket_timeout)
             self._engine = _Engine(
                 transport=transport,
+                async_transport=async_transport,
                 repository_path=self.repository,
                 key_prefix=self.key_prefix,
                 count_usage=self.count_usage,
@@ -391,6 +369,25 @@ class RedisOnlineStore(ConfigurableResource):
         now_us = None if now is None else _epoch_micros(now)
         return self._connected().read(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
 
+    async def get_online_features_async(
+        self,
+        features: Features,
+        entity_rows: EntityRows,
+        *,
+        include_timestamps: bool = False,
+        full_feature_names: bool = False,
+        now: datetime | None = None,
+        caller: str | None = None,
+    ) -> OnlineResponse:
+        """Read as `get_online_features` does, awaiting Redis on the running event loop (one connection per loop).
+
+        On a standalone Redis over TCP or a Unix socket the read never blocks the loop; on a Cluster or over TLS it
+        is the blocking read.
+        """
+        now_us = None if now is None else _epoch_micros(now)
+        engine = self._connected()
+        return await engine.read_async(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
+
     def append_events(self, view: FeatureView | str, frame: pl.DataFrame) -> list[str]:
         """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams."""
         engine = self._connected()
@@ -414,5 +411,7 @@ class RedisOnlineStore(ConfigurableResource):
         if self._engine is not None:
             if self._engine.usage is not None:
                 self._engine.usage.close()
+            if self._engine.async_transport is not None:
+                self._engine.async_transport.close()
             self._engine.transport.client.close()
             self._engine = None

@@ -47,6 +47,20 @@ def group_by_view(replies: list[Reply], requests: list[tuple[ReadPlanOfView, lis
     return grouped
 
 
+def pack_read(requests: list[tuple[ReadPlanOfView, list[bytes]]], now_us: int) -> tuple[bytes, int]:
+    """Return every HGET (or read script call, at `now_us`) of every view as one RESP payload, and their count."""
+    commands = []
+    for plan, keys in requests:
+        if plan.script_sha is None:
+            field = plan.read_field
+            commands += [b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, field) for key in keys]
+        else:
+            head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n" % plan.script_sha
+            now = encoding.resp_bulk(b"%d" % now_us)
+            commands += [head + b"$%d\r\n%s\r\n" % (len(key), key) + now for key in keys]
+    return b"".join(commands), len(commands)
+
+
 class StandaloneTransport:
     """Round trips to one Redis server on pooled connections, with commands packed by hand for speed."""
 
@@ -56,21 +70,13 @@ class StandaloneTransport:
 
     def read(self, requests: list[tuple[ReadPlanOfView, list[bytes]]], now_us: int) -> list[list[Reply]]:
         """Send every HGET (or read script call, at `now_us`) of every view in one pipeline; replies grouped by view."""
-        commands = []
-        for plan, keys in requests:
-            if plan.script_sha is None:
-                field = plan.read_field
-                commands += [b"*3\r\n$4\r\nHGET\r\n$%d\r\n%s\r\n%s" % (len(key), key, field) for key in keys]
-            else:
-                head = b"*5\r\n$7\r\nEVALSHA\r\n$40\r\n%s\r\n$1\r\n1\r\n" % plan.script_sha
-                now = encoding.resp_bulk(b"%d" % now_us)
-                commands += [head + b"$%d\r\n%s\r\n" % (len(key), key) + now for key in keys]
-        if not commands:
+        payload, count = pack_read(requests, now_us)
+        if not count:
             return [[] for _ in requests]
         connection = self.pool.get_connection()
         try:
-            connection.send_packed_command([b"".join(commands)], check_health=False)
-            replies = [connection.read_response() for _ in commands]
+            connection.send_packed_command([payload], check_health=False)
+            replies = [connection.read_response() for _ in range(count)]
         except BaseException:
             connection.disconnect()
             raise

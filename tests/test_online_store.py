@@ -653,3 +653,44 @@ def test_without_a_url_the_store_starts_an_embedded_redis_server(monkeypatch):
     assert store.url is None
     store.write_batch(views.driver_counters, counter_rows([1], now(), 5))
     assert read_counters(store, [1])["counter"] == [5]
+
+
+def test_reads_awaited_on_an_event_loop_equal_the_blocking_reads(online_store, redis_url):
+    import asyncio
+
+    from tests import online_views
+
+    rows = [{"driver_id": i} for i in range(5)]
+    features = ["driver_stats:trips_today", "driver_stats:rating", "driver_profile:vehicle_count"]
+    frame = pl.DataFrame(
+        {
+            "driver_id": [1, 2, 3],
+            "event_timestamp": [datetime(2025, 1, 7, tzinfo=UTC)] * 3,
+            "trips_today": [4, None, 6],
+            "rating": [4.5, 3.0, None],
+            "active": [True, False, None],
+            "city": ["a", None, "c"],
+            "acceptance_rate": [0.5, 0.25, None],
+        }
+    ).with_columns(pl.col("acceptance_rate").cast(pl.Float32))
+    store = RedisOnlineStore(url=redis_url, repository="tests.online_views:repository", count_usage=False)
+    store.write_batch(online_views.driver_stats, frame)
+    now = datetime(2025, 1, 8, tzinfo=UTC)
+    expected = store.get_online_features(features, rows, include_timestamps=True, now=now)
+
+    async def concurrently():
+        reads = [store.get_online_features_async(features, rows, include_timestamps=True, now=now) for _ in range(50)]
+        return await asyncio.gather(*reads)
+
+    for _ in range(2):  # a second loop gets its own connection
+        for response in asyncio.run(concurrently()):
+            assert (response.columns, response.statuses) == (expected.columns, expected.statuses)
+    store.close()
+
+
+def test_an_awaited_read_of_an_unreachable_redis_says_to_check_it():
+    import asyncio
+
+    store = RedisOnlineStore(url=f"redis://127.0.0.1:{free_port()}/0", repository=REPOSITORY, socket_timeout=1)
+    with pytest.raises(OnlineStoreError, match="from Redis failed: .*check that Redis is up"):
+        asyncio.run(store.get_online_features_async(["driver_stats:rating"], [{"driver_id": 1}]))

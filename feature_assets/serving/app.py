@@ -45,11 +45,12 @@ logger = logging.getLogger("feature_store.server")
 
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_MAX_HISTORICAL_ROWS = 100_000
-# Reads of up to this many entities run inline on the event loop, larger ones in a worker thread. Measured with
-# bench/http_serving.py's load generator (1 uvicorn worker, 10 features of 2 views, interleaved rounds on this
-# 2-core machine), inline vs asyncio.to_thread: 1,918 vs 1,208 req/s for 1 entity (436 vs 757 µs of server CPU
-# per request), 1,010 vs 778 for 20 entities, 313 vs 302 for 100: the hand-off costs more than it overlaps. Past
-# ~500 entities a read holds the loop for over 10 ms, so a thread lets other connections in between.
+# Reads of up to this many entities run on the event loop (awaiting Redis on the loop's own connection), larger
+# ones in a worker thread. Measured with bench/http_serving.py's load generator (1 uvicorn worker, 10 features of
+# 2 views, interleaved rounds on this 2-core machine), a blocking read inline vs asyncio.to_thread: 1,918 vs 1,208
+# req/s for 1 entity (436 vs 757 µs of server CPU per request), 1,010 vs 778 for 20 entities, 313 vs 302 for 100:
+# the hand-off costs more than it overlaps. Past ~500 entities decoding holds the loop for over 10 ms, so a thread
+# lets other connections in between.
 INLINE_READ_MAX_ENTITIES = 500
 
 
@@ -187,7 +188,9 @@ class FeatureServer:
             key.require("read", shape.views, shape.service)
         rows = len(next(iter(entities.values())))
         if rows <= INLINE_READ_MAX_ENTITIES:
-            response = self._read(shape, entities, full_feature_names)
+            response = await self.online_store.get_online_features_async(
+                shape.features, entities, include_timestamps=True, full_feature_names=full_feature_names
+            )
         else:
             response = await asyncio.to_thread(self._read, shape, entities, full_feature_names)
         newest: dict[str, Any] = {}
