@@ -138,8 +138,8 @@ def test_an_invalid_push_names_the_column_row_and_rule_and_writes_nothing(online
             "stamps each row's arrival time",
         ),
         (
-            [{"driver_id": 1, "event_timestamp": "2025-01-07T09:00", "conv_rate": 0.5, "trips": 3}],
-            "'event_timestamp' must be a datetime",
+            [{"driver_id": 1, "event_timestamp": "yesterday at nine", "conv_rate": 0.5, "trips": 3}],
+            "'event_timestamp' text must be ISO 8601 times",
         ),
         (
             [{"driver_id": 1, "event_timestamp": at(9), "conv_rate": "high", "trips": 3}],
@@ -161,7 +161,7 @@ def test_an_invalid_push_names_the_column_row_and_rule_and_writes_nothing(online
         "missing_column",
         "unknown_column",
         "created_given",
-        "string_time",
+        "non_iso_time",
         "wrong_dtype",
         "null_in_non_null",
         "conflict",
@@ -233,3 +233,15 @@ def test_pushed_rows_on_s3_are_read_back_by_the_partition(s3_offline_store, inst
     )
     assert materialize(s3_offline_store, instance).success
     assert s3_offline_store.read_partition(STATS, DAY)["driver_id"].to_list() == [7, 8]
+
+
+def test_event_times_as_iso_text_are_read_as_utc_naive_text_as_utc(online, offline_store):
+    rows = {
+        "driver_id": [1, 2],
+        "event_timestamp": ["2025-01-07T09:00:00+02:00", "2025-01-07T09:00:00"],
+        "conv_rate": [0.5, 0.25],
+        "trips": [3, 4],
+    }
+    push(STATS, rows, online_store=online, offline_store=offline_store, arrival=at(12))
+    logged = offline_store.scan_pushed(STATS, DAY).collect().sort("driver_id")
+    assert logged["event_timestamp"].to_list() == [at(7), at(9)]

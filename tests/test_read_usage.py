@@ -4,6 +4,7 @@ import json
 import logging
 import sys
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -29,6 +30,21 @@ from tests.publishing_views import driver_quality, repository
 ROOT = Path(__file__).resolve().parent.parent
 THREADS = 8
 READS_PER_THREAD = 2000
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, database 9: other tests' stores flush their own reads to database 0 meanwhile."""
+    return redis_server.url.rsplit("/", 1)[0] + "/9"
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A raw client on database 9, emptied before the test."""
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
 
 
 def read_from_threads(usage: ReadUsage) -> None:

@@ -248,7 +248,9 @@ def _pushed_frame(
         raise PushError(f"{where}: column(s) {unknown} {unknown_text} {expected}")
     if frame.schema["event_timestamp"] == pl.String:
         try:
-            frame = frame.with_columns(pl.col("event_timestamp").str.to_datetime(time_unit="us", time_zone="UTC"))
+            text = pl.col("event_timestamp").str.strip_chars()
+            aware = pl.when(text.str.contains(r"([Zz]|[+-]\d\d:?\d\d)$")).then(text).otherwise(text + "+00:00")
+            frame = frame.with_columns(aware.str.to_datetime(time_unit="us", time_zone="UTC").alias("event_timestamp"))
         except pl.exceptions.PolarsError as error:
             raise PushError(f"{where}: 'event_timestamp' text must be ISO 8601 times: {first_line(error)}") from None
     event_dtype = frame.schema["event_timestamp"]
