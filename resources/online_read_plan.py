@@ -77,6 +77,9 @@ class ViewPlan:
                 timestamps[self.timestamp_column] = []
             return
         separator, splits = encoding.VALUE_SEPARATOR_BYTES, self.splits
+        if len(packed) == 1 and packed[0] is not None:
+            self._decode_one(packed[0].split(separator, splits), now_us, columns, statuses, timestamps)
+            return
         row_statuses = [PRESENT] * len(packed)
         if None in packed:
             for index, raw in enumerate(packed):
@@ -108,6 +111,25 @@ class ViewPlan:
         if timestamps is not None:
             decode_time = encoding.decode_order_timestamp
             timestamps[self.timestamp_column] = [decode_time(raw) if raw else None for raw in orders]
+
+    def _decode_one(
+        self,
+        row: list[bytes],
+        now_us: int,
+        columns: dict[str, list[object]],
+        statuses: dict[str, list[str]],
+        timestamps: dict[str, list[object]] | None,
+    ) -> None:
+        """Decode the one stored row of a single-entity read (the common serving case) without column passes."""
+        order, pieces = row[0], row[1:]
+        expired = self.ttl_us is not None and order < encoding.order_threshold(now_us - self.ttl_us)
+        status = [EXPIRED if expired else PRESENT]
+        for name, decode, index in zip(self.columns, self.decoders, self.indices, strict=True):
+            raw = pieces[index]
+            columns[name] = [decode(raw) if raw and not expired else None]
+            statuses[name] = status.copy()
+        if timestamps is not None:
+            timestamps[self.timestamp_column] = [encoding.decode_order_timestamp(order)]
 
 
 @dataclass(frozen=True)

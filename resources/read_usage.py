@@ -13,6 +13,7 @@ keys share the `{usage}` hash tag, so the transaction stays in one slot of a Red
     <prefix>:{usage}:features:<YYYY-MM-DD>   view:feature -> reads flushed on that UTC day (expires after 90 days)
 """
 
+import functools
 import logging
 import threading
 from collections import Counter
@@ -102,6 +103,12 @@ class _Deltas:
         return bool(self.callers)
 
 
+@functools.lru_cache(maxsize=1024)
+def _distinct(features: tuple[str, ...]) -> tuple[frozenset[str], frozenset[str]]:
+    """Return the distinct features and views of a read's references (cached: reads repeat the same lists)."""
+    return frozenset(features), frozenset(feature.partition(":")[0] for feature in features)
+
+
 class ReadUsage:
     """Counts online reads in memory (thread-safe, no I/O) and adds them to Redis every `flush_every` seconds."""
 
@@ -118,8 +125,7 @@ class ReadUsage:
 
     def record(self, caller: str, features: Sequence[str], service: str | None, entities: int) -> None:
         """Count one read by `caller` of `view:feature` references (through `service`, if any) for `entities` rows."""
-        read = set(features)
-        views = {feature.partition(":")[0] for feature in read}
+        read, views = _distinct(tuple(features))
         with self._lock:
             pending = self._pending
             pending.features.update(read)
