@@ -10,6 +10,7 @@ from feature_assets.orchestration.alert_sensor import build_alert_sensor
 from feature_assets.orchestration.freshness import build_freshness_checks, build_freshness_sensor
 from feature_assets.orchestration.jobs import build_materialize_jobs
 from feature_assets.orchestration.online_assets import build_online_asset
+from feature_assets.orchestration.online_rebuild_job import build_rebuild_job
 from feature_assets.orchestration.publishing import build_publishing_sensor
 from feature_assets.orchestration.schedules import build_daily_schedules
 from feature_assets.orchestration.stream_assets import build_stream_checks, build_stream_online_spec
@@ -52,7 +53,11 @@ def build_definitions(
             *(build_training_set_asset(training_set, repository) for training_set in training_sets),
         ],
         asset_checks=[*freshness_checks, *stream_checks],
-        jobs=[*build_materialize_jobs(views, excluded_checks=[*freshness_checks, *stream_checks]), *stream_jobs],
+        jobs=[
+            *build_materialize_jobs(views, excluded_checks=[*freshness_checks, *stream_checks]),
+            *stream_jobs,
+            *([build_rebuild_job(views)] if online_views else []),
+        ],
         schedules=[
             *build_daily_schedules(views),
             *(

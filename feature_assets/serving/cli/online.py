@@ -1,14 +1,16 @@
-"""`get-online`: a view's or a service's online values for entities typed at the terminal."""
+"""The online store at the terminal: `get-online` values of entities, `rebuild-online` from the offline store."""
 
 import argparse
 from collections.abc import Sequence
 
 import polars as pl
 
+from feature_assets.compute.online_rebuild import rebuild_online_view, rebuildable_views
 from feature_assets.language.errors import EntityFrameError
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.repository import FeatureRepository, load_repository
 from feature_assets.serving.cli import output
+from resources.offline_store import OfflineStore
 from resources.online_response import PRESENT
 from resources.online_store import RedisOnlineStore
 
@@ -28,6 +30,16 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
     )
     command.add_argument("--feature", action="append", metavar="NAME", help="only these features of the view")
     command.set_defaults(run=_run)
+    rebuild = commands.add_parser(
+        "rebuild-online",
+        parents=[common],
+        help="disaster recovery: rewrite Redis from the offline store (latest row per entity within ttl)",
+        description="For every online batch view (or each --view), write the latest row per entity within its ttl "
+        "from its passed partitions. Writes are newer-wins, so it is safe while serving and publishing run. The "
+        "`rebuild_online_store` job does the same from the UI.",
+    )
+    rebuild.add_argument("--view", action="append", metavar="VIEW", help="only this view (repeatable)")
+    rebuild.set_defaults(run=_rebuild)
 
 
 def features_of(repository: FeatureRepository, target: str, only: Sequence[str] | None) -> list[str] | FeatureService:
@@ -95,4 +107,24 @@ def _run(args: argparse.Namespace) -> int:
         output.print_json(table)
     else:
         output.print_table(table, columns, as_json=False)
+    return output.OK
+
+
+def _rebuild(args: argparse.Namespace) -> int:
+    repository = load_repository(args.repository)
+    views = rebuildable_views(
+        [repository.view(name) for name in args.view] if args.view else list(repository.views.values())
+    )
+    if args.view and len(views) < len(args.view):
+        return output.fail(
+            f"only online batch views can be rebuilt; of {args.view}, those are {[v.name for v in views]}"
+        )
+    online = RedisOnlineStore.from_env(repository=args.repository, count_usage=False)
+    offline = OfflineStore.from_env()
+    try:
+        rebuilt = [rebuild_online_view(view, offline, online) for view in views]
+    finally:
+        online.close()
+    rows = [vars(result) for result in rebuilt]
+    output.print_table(rows, ["view", "partitions", "rows", "written"], as_json=args.json)
     return output.OK
