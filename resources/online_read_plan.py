@@ -12,7 +12,7 @@ from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository
 from resources import online_encoding as encoding
-from resources.entity_rows import check_key_dtype
+from resources.entity_rows import EntityRows, check_key_dtype, request_values
 from resources.online_response import EXPIRED, NOT_FOUND, PRESENT
 from resources.redis_transport import Reply
 from resources.stream_keys import partition_of, partitions, tile_key_affixes
@@ -252,3 +252,20 @@ def build_read_plan(
         on_demand=tuple(on_demand_plans),
         references=tuple(f"{key}:{feature}" for key, feature in resolved.requested),
     )
+
+
+def apply_on_demand(
+    plan: OnDemandPlan,
+    entity_rows: EntityRows,
+    decoded: dict[str, list[object]],
+    statuses: dict[str, list[str]],
+) -> None:
+    """Compute an on-demand view's requested features from the decoded inputs and the request values."""
+    view = plan.view
+    inputs = [pl.Series(name, decoded[column], dtype=plan.input_dtypes[name]) for name, column in plan.inputs.items()]
+    frame = pl.DataFrame([*inputs, *request_values(entity_rows, view.request_fields, view.name).values()])
+    output = view.apply(frame)
+    for name, column in plan.outputs.items():
+        values = output.get_column(name).to_list()
+        decoded[column] = values
+        statuses[column] = [NOT_FOUND if value is None else PRESENT for value in values]

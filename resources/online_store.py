@@ -26,9 +26,9 @@ from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
 from resources.embedded_redis import shared_server
-from resources.entity_rows import EntityRows, check_key_dtype, entity_columns, request_values
-from resources.online_read_plan import Features, OnDemandPlan, ReadPlan, build_read_plan, micros
-from resources.online_response import NOT_FOUND, PRESENT, OnlineResponse
+from resources.entity_rows import EntityRows, check_key_dtype, entity_columns
+from resources.online_read_plan import Features, ReadPlan, ViewPlan, apply_on_demand, build_read_plan, micros
+from resources.online_response import OnlineResponse
 from resources.online_write_rows import latest_live_rows, newer_wins_script
 from resources.project_redis import ensure_project_redis
 from resources.read_usage import ReadUsage
@@ -88,9 +88,7 @@ class _Engine:
         caller: str | None = None,
     ) -> OnlineResponse:
         """Read features of entities in one round trip and decode them in request order, counting the read."""
-        plan = self.plan(features, full_feature_names)
-        keys = entity_columns(entity_rows, plan.join_keys)
-        requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
+        plan, keys, requests = self.requests(features, entity_rows, full_feature_names)
         now_us = time.time_ns() // 1000 if now_us is None else now_us
         try:
             try:
@@ -114,9 +112,7 @@ class _Engine:
         """Read as `read` does, awaiting Redis on the running event loop instead of blocking."""
         if self.async_transport is None:
             return self.read(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
-        plan = self.plan(features, full_feature_names)
-        keys = entity_columns(entity_rows, plan.join_keys)
-        requests = [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
+        plan, keys, requests = self.requests(features, entity_rows, full_feature_names)
         now_us = time.time_ns() // 1000 if now_us is None else now_us
         try:
             try:
@@ -127,6 +123,14 @@ class _Engine:
         except (redis.RedisError, OSError) as error:
             raise _read_failed(plan, error) from error
         return self.answer(features, plan, keys, entity_rows, replies, include_timestamps, now_us, caller)
+
+    def requests(
+        self, features: Features, entity_rows: EntityRows, full_feature_names: bool
+    ) -> tuple[ReadPlan, dict[str, list[object]], list[tuple[ViewPlan, list[bytes]]]]:
+        """Return the read plan, the entity key columns and the Redis keys to read per view."""
+        plan = self.plan(features, full_feature_names)
+        keys = entity_columns(entity_rows, plan.join_keys)
+        return plan, keys, [(view_plan, view_plan.keys(keys)) for view_plan in plan.views]
 
     def load_scripts(self, plan: ReadPlan) -> None:
         """Load the read scripts of the plan's streaming views (after Redis answered NOSCRIPT)."""
@@ -152,7 +156,7 @@ class _Engine:
         for view_plan, view_replies in zip(plan.views, replies, strict=True):
             view_plan.decode(view_replies, now_us, decoded, decoded_statuses, timestamps)
         for on_demand in plan.on_demand:
-            _apply_on_demand(on_demand, entity_rows, decoded, decoded_statuses)
+            apply_on_demand(on_demand, entity_rows, decoded, decoded_statuses)
         columns: dict[str, list[object]] = {key: keys[key] for key in plan.join_keys}
         for name in plan.feature_columns:
             columns[name] = decoded[name]
@@ -224,23 +228,6 @@ class _Engine:
             return self.transport.delete(redis_keys)
         except (redis.RedisError, OSError) as error:
             raise OnlineStoreError(f"deleting entities of FeatureView {view.name!r} failed: {error}") from error
-
-
-def _apply_on_demand(
-    plan: OnDemandPlan,
-    entity_rows: EntityRows,
-    decoded: dict[str, list[object]],
-    statuses: dict[str, list[str]],
-) -> None:
-    """Compute an on-demand view's requested features from the decoded inputs and the request values."""
-    view = plan.view
-    inputs = [pl.Series(name, decoded[column], dtype=plan.input_dtypes[name]) for name, column in plan.inputs.items()]
-    frame = pl.DataFrame([*inputs, *request_values(entity_rows, view.request_fields, view.name).values()])
-    output = view.apply(frame)
-    for name, column in plan.outputs.items():
-        values = output.get_column(name).to_list()
-        decoded[column] = values
-        statuses[column] = [NOT_FOUND if value is None else PRESENT for value in values]
 
 
 def _read_failed(plan: ReadPlan, error: Exception) -> OnlineStoreError:
