@@ -88,6 +88,7 @@ class FeatureView:
     start_date: date
     quality: QualityPolicy
     allowed_lateness: timedelta | None
+    partitions_per_run: int | None
     fields_by_name: Mapping[str, Field] = field(repr=False)
 
     def __init__(
@@ -110,9 +111,15 @@ class FeatureView:
         start_date: str | date = "2024-01-01",
         quality: QualityPolicy | None = None,
         allowed_lateness: str | timedelta | None = None,
+        partitions_per_run: int | None = None,
     ) -> None:
         validate_name(name, "FeatureView")
         where = f"FeatureView {name!r}"
+        if partitions_per_run is not None and (not isinstance(partitions_per_run, int) or partitions_per_run < 1):
+            raise DefinitionError(
+                f"{where}: partitions_per_run must be a positive integer (None: a backfill is one run), "
+                f"got {partitions_per_run!r}"
+            )
         if not isinstance(source, ParquetSource | PushSource):
             raise DefinitionError(
                 f"{where}: source must be a ParquetSource or a PushSource, got {type(source).__name__}"
@@ -195,6 +202,7 @@ class FeatureView:
                 if isinstance(source, StreamSource)
                 else None
             ),
+            "partitions_per_run": partitions_per_run,
             "fields_by_name": {f.name: f for f in fields},
         }
         for key, value in values.items():

@@ -7,6 +7,7 @@ from dagster import AssetSelection, DefaultScheduleStatus, Definitions, Schedule
 from feature_assets.language.repository import FeatureRepository
 from feature_assets.language.training_set import TrainingSet
 from feature_assets.orchestration.alert_sensor import build_alert_sensor
+from feature_assets.orchestration.executors import executor_from_env
 from feature_assets.orchestration.freshness import build_freshness_checks, build_freshness_sensor
 from feature_assets.orchestration.jobs import build_materialize_jobs
 from feature_assets.orchestration.online_assets import build_online_asset
@@ -76,6 +77,7 @@ def build_definitions(
             build_alert_sensor(),
             *([build_usage_sensor(views)] if online_views or streaming_views else []),
         ],
+        executor=executor_from_env(),
         resources={
             "offline_store": offline_store or OfflineStore.from_env(as_env_vars=True),
             "online_store": online_store or RedisOnlineStore.from_env(),

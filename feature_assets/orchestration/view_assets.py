@@ -138,7 +138,11 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
     @asset(
         key=key,
         partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=(
+            BackfillPolicy.multi_run(view.partitions_per_run)
+            if view.partitions_per_run
+            else BackfillPolicy.single_run()
+        ),
         code_version=view.code_version,
         kinds={"polars", "parquet"},
         owners=[view.owner] if view.owner else None,
