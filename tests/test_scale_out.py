@@ -25,6 +25,15 @@ def view(name: str, **settings) -> FeatureView:
     return FeatureView(name, entities=[DRIVER], source=SOURCE, schema=[Field("trips", pl.Int64)], **settings)
 
 
+def test_a_view_passes_its_execution_tags_to_its_step_e_g_kubernetes_resources():
+    resources = {"container_config": {"resources": {"requests": {"cpu": "2", "memory": "8Gi"}}}}
+    heavy = view("heavy", execution_tags={"dagster-k8s/config": resources})
+    [node] = (
+        build_definitions(FeatureRepository([heavy])).resolve_assets_def(view_asset_key(heavy)).node_def.tags.items()
+    )
+    assert node == ("dagster-k8s/config", resources) or node[0] == "dagster-k8s/config"
+
+
 def test_a_view_backfills_in_runs_of_its_partitions_per_run_else_in_one_run():
     fanned, single = view("fanned", partitions_per_run=7), view("single")
     graph = build_definitions(FeatureRepository([fanned, single])).resolve_asset_graph()

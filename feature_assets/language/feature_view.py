@@ -89,6 +89,7 @@ class FeatureView:
     quality: QualityPolicy
     allowed_lateness: timedelta | None
     partitions_per_run: int | None
+    execution_tags: dict[str, object]
     fields_by_name: Mapping[str, Field] = field(repr=False)
 
     def __init__(
@@ -112,6 +113,7 @@ class FeatureView:
         quality: QualityPolicy | None = None,
         allowed_lateness: str | timedelta | None = None,
         partitions_per_run: int | None = None,
+        execution_tags: Mapping[str, object] | None = None,
     ) -> None:
         validate_name(name, "FeatureView")
         where = f"FeatureView {name!r}"
@@ -203,6 +205,7 @@ class FeatureView:
                 else None
             ),
             "partitions_per_run": partitions_per_run,
+            "execution_tags": dict(execution_tags or {}),
             "fields_by_name": {f.name: f for f in fields},
         }
         for key, value in values.items():

@@ -144,6 +144,7 @@ def build_view_asset(view: FeatureView) -> AssetsDefinition:
             else BackfillPolicy.single_run()
         ),
         code_version=view.code_version,
+        op_tags=view.execution_tags or None,
         kinds={"polars", "parquet"},
         owners=[view.owner] if view.owner else None,
         tags=dict(view.tags),
