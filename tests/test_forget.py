@@ -159,9 +159,11 @@ def parquet_snapshot(root: str) -> dict[str, tuple[int, pl.DataFrame]]:
 
 
 def redis_snapshot(client: redis.Redis, prefix: str) -> dict[bytes, object]:
-    """Every key of the store: hash contents, stream entries, or the value."""
+    """Every key of the store but the usage counters (reads counted meanwhile): hash contents, stream entries, value."""
     values: dict[bytes, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*"):
+        if b":{usage}:" in key:
+            continue
         kind = client.type(key)
         values[key] = (
             client.hgetall(key) if kind == b"hash" else client.xrange(key) if kind == b"stream" else client.dump(key)
