@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.redis_servers",
     "tests.fixtures.s3_server",
     "tests.fixtures.dagster_instance",
+    "tests.fixtures.postgres_server",
 ]
