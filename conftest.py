@@ -5,5 +5,6 @@ pytest_plugins = [
     "tests.fixtures.redis_servers",
     "tests.fixtures.s3_server",
     "tests.fixtures.dagster_instance",
+    "tests.fixtures.dagster_dev",
     "tests.fixtures.postgres_server",
 ]
