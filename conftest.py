@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.redis_servers",
     "tests.fixtures.s3_server",
     "tests.fixtures.dagster_instance",
+    "tests.fixtures.alert_endpoint",
     "tests.fixtures.dagster_dev",
     "tests.fixtures.postgres_server",
 ]

@@ -2,60 +2,18 @@
 
 import json
 import socket
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import polars as pl
-import pytest
 
 from feature_assets.orchestration.alert_sensor import build_alert_sensor
 from feature_assets.orchestration.project import build_definitions
 from resources.alert_webhook import AlertWebhook
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
+from tests.fixtures.alert_endpoint import AlertEndpoint
 from tests.publishing_views import repository
 from tests.test_publishing import REPOSITORY, materialize_view, tick, write_day
-
-
-class Endpoint:
-    """A real HTTP server on 127.0.0.1 that answers `status` and keeps the JSON bodies it accepted."""
-
-    def __init__(self) -> None:
-        self.status = 200
-        self.accepted: list[dict] = []
-        self.requests = 0
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                endpoint.requests += 1
-                if endpoint.status == 200:
-                    endpoint.accepted.append(body)
-                self.send_response(endpoint.status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def endpoint() -> Iterator[Endpoint]:
-    server = Endpoint()
-    yield server
-    server.close()
 
 
 def definitions(offline_store: OfflineStore, redis_url: str, max_pending: int = 500) -> dg.Definitions:
@@ -78,7 +36,7 @@ def closed_port_url() -> str:
         return f"http://127.0.0.1:{probe.getsockname()[1]}/alerts"
 
 
-def webhook(endpoint: Endpoint) -> AlertWebhook:
+def webhook(endpoint: AlertEndpoint) -> AlertWebhook:
     return AlertWebhook(url=endpoint.url, timeout_seconds=2.0, attempts=2, backoff_seconds=0.01)
 
 

@@ -108,7 +108,7 @@ def test_backfill_publish_quarantine_alert_and_schedules_under_the_daemon(
         lambda: next(
             (
                 alert
-                for alert in dagster_dev.alerts.alerts
+                for alert in dagster_dev.alerts.accepted
                 if alert["kind"] == "check_failed"
                 and alert["asset"] == "driver_profile"
                 and alert["check"] == "schema"
