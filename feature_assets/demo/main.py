@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> None:
         for line in stream_burst(online_store, offline_store):
             print(line)
     print("Run a stream worker with ./dev stream; push events with feature_assets.streaming.push.push.")
+    print("Serve features over HTTP with ./dev serve; list, describe and read them with ./dev fs --help.")
     print("Open the UI with ./dev ui (http://127.0.0.1:3000) to see the graph, partitions and checks.")
     materialized = bool(results) and all(result.success for result in results)
     if not materialized or succeeded != requested or not training.success:
