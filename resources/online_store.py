@@ -25,12 +25,11 @@ from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository, load_repository
 from resources import online_encoding as encoding
-from resources.embedded_redis import shared_server
 from resources.entity_rows import EntityRows, check_key_dtype, entity_columns
 from resources.online_read_plan import Features, ReadPlan, ViewPlan, apply_on_demand, build_read_plan, micros
 from resources.online_response import OnlineResponse
 from resources.online_write_rows import latest_live_rows, newer_wins_script
-from resources.project_redis import ensure_project_redis
+from resources.project_redis import embedded_url
 from resources.read_usage import ReadUsage
 from resources.redis_async_transport import AsyncStandaloneTransport
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
@@ -248,16 +247,6 @@ def _parse_url(url: str) -> tuple[str, bool]:
     if separator and scheme in CLUSTER_SCHEMES:
         return f"{CLUSTER_SCHEMES[scheme]}://{rest}", True
     return url, False
-
-
-def embedded_url() -> str:
-    """Return the URL of the Redis used when none is configured.
-
-    Under a Dagster instance (DAGSTER_HOME set) every run and step process shares the project's background server
-    in `$DAGSTER_HOME/redis`; elsewhere (a notebook, a script) the process starts a private server.
-    """
-    home = os.environ.get("DAGSTER_HOME")
-    return ensure_project_redis(os.path.join(home, "redis")) if home else shared_server().url
 
 
 class RedisOnlineStore(ConfigurableResource):

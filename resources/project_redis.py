@@ -22,6 +22,7 @@ from resources.embedded_redis import (
     EmbeddedRedisError,
     free_port,
     redis_server_executable,
+    shared_server,
 )
 
 STATE_FILE = "server.json"
@@ -113,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print("stopped" if stop_project_redis(arguments.directory) else "not running")
     return 0
+
+
+def embedded_url() -> str:
+    """Return the URL of the Redis used when none is configured.
+
+    Under a Dagster instance (DAGSTER_HOME set) every run and step process shares the project's background server
+    in `$DAGSTER_HOME/redis`; elsewhere (a notebook, a script) the process starts a private server.
+    """
+    home = os.environ.get("DAGSTER_HOME")
+    return ensure_project_redis(os.path.join(home, "redis")) if home else shared_server().url
 
 
 if __name__ == "__main__":

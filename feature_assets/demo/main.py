@@ -21,7 +21,8 @@ from feature_assets.orchestration.jobs import materialize_views_over
 from feature_assets.orchestration.project import build_definitions
 from resources.offline_store import OfflineStore
 from resources.online_response import OnlineResponse
-from resources.online_store import RedisOnlineStore, embedded_url
+from resources.online_store import RedisOnlineStore
+from resources.project_redis import embedded_url
 
 QUIET_RUN = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 

@@ -13,7 +13,8 @@ import polars as pl
 from feature_assets.demo.views import repository
 from feature_assets.streaming.push import push
 from resources.offline_store import OfflineStore
-from resources.online_store import RedisOnlineStore, embedded_url
+from resources.online_store import RedisOnlineStore
+from resources.project_redis import embedded_url
 
 VIEW = "driver_activity_live"
 FEATURES = [f"{VIEW}:trips_10m", f"{VIEW}:trips_1h", f"{VIEW}:fare_sum_1h", f"{VIEW}:distance_last_1h"]

@@ -29,7 +29,8 @@ from feature_assets.serving.app import (
     build_app,
 )
 from resources.offline_store import OfflineStore
-from resources.online_store import RedisOnlineStore, embedded_url
+from resources.online_store import RedisOnlineStore
+from resources.project_redis import embedded_url
 from resources.read_usage import ReadUsage, UsageCounts, usage_counts
 
 DEFAULT_REPOSITORY = "feature_assets.demo.views:repository"
