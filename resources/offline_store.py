@@ -14,6 +14,7 @@ import polars as pl
 from dagster import ConfigurableResource, EnvVar
 from pydantic import Field, PrivateAttr
 
+from feature_assets.language.byte_sizes import parse_byte_size
 from feature_assets.language.errors import SourceSchemaError
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.sources import ParquetSource
@@ -37,12 +38,17 @@ class OfflineStore(ConfigurableResource):
     s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint, e.g. http://127.0.0.1:8333.")
     aws_access_key_id: str | None = Field(default=None, description="S3 access key id.")
     aws_secret_access_key: str | None = Field(default=None, description="S3 secret access key.")
+    memory_budget: str = Field(
+        default="2GiB",
+        description="Memory one point-in-time join or partition computation plans its work to fit, e.g. '2GiB'.",
+    )
 
     _fs: fsspec.AbstractFileSystem | None = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls, *, as_env_vars: bool = False) -> "OfflineStore":
-        """Build the store from OFFLINE_ROOT, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+        """Build the store from OFFLINE_ROOT, S3_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+        FEATURE_STORE_MEMORY_BUDGET.
 
         With `as_env_vars` the settings are Dagster `EnvVar`s, resolved when a run starts (for Definitions);
         otherwise they are read now (for plain Python).
@@ -53,6 +59,7 @@ class OfflineStore(ConfigurableResource):
             ("s3_endpoint_url", "S3_ENDPOINT_URL"),
             ("aws_access_key_id", "AWS_ACCESS_KEY_ID"),
             ("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"),
+            ("memory_budget", "FEATURE_STORE_MEMORY_BUDGET"),
         ):
             if os.environ.get(variable):
                 settings[field_name] = EnvVar(variable) if as_env_vars else os.environ[variable]
@@ -62,6 +69,11 @@ class OfflineStore(ConfigurableResource):
     def is_s3(self) -> bool:
         """Return whether the store lives on S3."""
         return self.root.startswith("s3://")
+
+    @property
+    def memory_budget_bytes(self) -> int:
+        """Return the memory budget in bytes."""
+        return parse_byte_size(self.memory_budget, "OfflineStore.memory_budget (FEATURE_STORE_MEMORY_BUDGET)")
 
     @property
     def filesystem(self) -> fsspec.AbstractFileSystem:
