@@ -6,6 +6,7 @@ import posixpath
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 import duckdb
@@ -23,6 +24,16 @@ PARTITION_FILE = "data.parquet"
 QUARANTINE_FOLDER = "quarantine"
 PUSHED_FOLDER = "pushed"
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class PartitionSize:
+    """One partition's file, row count and uncompressed bytes per column, as its Parquet footer tells."""
+
+    day: date
+    path: str
+    rows: int
+    column_bytes: dict[str, int]
 
 
 class OfflineStore(ConfigurableResource):
@@ -174,6 +185,27 @@ class OfflineStore(ConfigurableResource):
         """Return the full paths of existing partitions with `start <= day <= end` (bounds optional)."""
         days = [d for d in self.list_partitions(view) if (start is None or d >= start) and (end is None or d <= end)]
         return [self.partition_path(view, d) for d in days]
+
+    def partition_sizes(self, view: FeatureView, start: date | None = None, end: date | None = None) -> list[PartitionSize]:
+        """Return the row count and per-column uncompressed bytes of each partition in range, from Parquet footers."""
+        files = self.partition_files(view, start, end)
+        if not files:
+            return []
+        with self.duckdb_connection() as connection:
+            footers = connection.sql(
+                "SELECT file_name, path_in_schema, sum(row_group_num_rows)::BIGINT, "
+                "sum(total_uncompressed_size)::BIGINT FROM parquet_metadata($files) GROUP BY ALL",
+                params={"files": files},
+            ).fetchall()
+        by_file: dict[str, tuple[int, dict[str, int]]] = {}
+        for file_name, column, rows, size in footers:
+            by_file.setdefault(file_name, (rows, {}))[1][column] = size
+        sizes = []
+        for path in files:
+            rows, column_bytes = by_file.get(path, by_file.get(path.removeprefix("s3://"), (0, {})))
+            day = date.fromisoformat(posixpath.basename(posixpath.dirname(path))[5:])
+            sizes.append(PartitionSize(day, path, rows, column_bytes))
+        return sizes
 
     def read_partition(self, view: FeatureView, day: date) -> pl.DataFrame:
         """Return the rows of one partition (an empty frame with the view's schema if it was never written)."""

@@ -246,8 +246,8 @@ def test_pandas_entity_frame_with_nanosecond_aware_times_matches_the_oracle(tmp_
     pd.testing.assert_frame_equal(result.drop(columns=entity_df.columns), expected)
 
 
-def test_large_entity_frames_are_joined_in_chunks_with_the_same_answer(tmp_path, monkeypatch):
-    monkeypatch.setattr(point_in_time, "CHUNK_ROWS", 7)
+@pytest.mark.parametrize("budget", ["2KiB", "48KiB"])
+def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
     store = OfflineStore(root=str(tmp_path))
     _, view_rows, entity_rows, times = _scenario(200, store)
     entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
@@ -255,10 +255,27 @@ def test_large_entity_frames_are_joined_in_chunks_with_the_same_answer(tmp_path,
     )
     for as_of in ("event", "available"):
         result = get_historical_features(
-            entity_df, ALL_FEATURES, repository=REPOSITORY, offline_store=store, full_feature_names=True, as_of=as_of
+            entity_df,
+            ALL_FEATURES,
+            repository=REPOSITORY,
+            offline_store=store,
+            full_feature_names=True,
+            as_of=as_of,
+            memory_budget=budget,
         )
         expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
         assert_frame_equal(result.drop(entity_df.columns), expected)
+        written = get_historical_features(
+            entity_df,
+            ALL_FEATURES,
+            repository=REPOSITORY,
+            offline_store=store,
+            full_feature_names=True,
+            as_of=as_of,
+            memory_budget=budget,
+            output_path=tmp_path / f"training-{as_of}.parquet",
+        )
+        assert_frame_equal(pl.read_parquet(written), result)
 
 
 def _one_view_store(tmp_path, rows: list[dict], view: FeatureView = DRIVER_STATS) -> OfflineStore:

@@ -1,9 +1,11 @@
 """Point-in-time retrieval: for each entity row, the feature values that were current at its timestamp."""
 
 import os
-from collections.abc import Iterable, Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 import duckdb
@@ -12,31 +14,22 @@ import polars as pl
 
 from feature_assets.compute.served_windows import served_values
 from feature_assets.compute.stream_events import stream_events
+from feature_assets.language.byte_sizes import parse_byte_size
 from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository, ResolvedFeatures
-from resources.offline_store import OfflineStore
+from feature_assets.retrieval.asof_query import AsOf, QuerySlice, reach, view_query
+from feature_assets.retrieval.entity_rows import ROW, TIME, TIME_CEIL, EntityInput, join_input, read_entity_frame
+from feature_assets.retrieval.join_plan import JoinBlock, column_width, plan_join, view_volume
+from resources.offline_store import OfflineStore, PartitionSize
 
-AsOf = Literal["event", "available"]
 OutputFormat = Literal["polars", "pandas"]
-EntityInput = pl.DataFrame | pd.DataFrame | str | os.PathLike[str]
 
-CHUNK_ROWS = 2_000_000
-"""Entity frames longer than this are joined in time-sorted chunks, bounding the memory of one query."""
-
-_ROW = "__row"
-_TIME = "__t"
-_TIME_CEIL = "__t_ceil"
-_ORDER = "__o"
-_AVAILABLE = "__available"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
-# (event, created) packed into one HUGEINT: event in the high 64 bits, created shifted to unsigned in the low 64.
-_VIEW_ORDER = (
-    "(epoch_us(event_timestamp)::HUGEINT << 64) + (epoch_us(created_timestamp)::HUGEINT + 9223372036854775808)"
-)
+_ENTITY_ROW_OVERHEAD = 3.0
+"""How much memory an entity row takes through a join (registered, sorted, its result), relative to its widths."""
 
 
 @dataclass(frozen=True)
@@ -64,24 +57,39 @@ def get_historical_features(
     as_of: AsOf = "event",
     timestamp_column: str = "event_timestamp",
     output: OutputFormat = "polars",
-) -> pl.DataFrame | pd.DataFrame:
+    memory_budget: int | str | None = None,
+    output_path: str | os.PathLike[str] | None = None,
+) -> pl.DataFrame | pd.DataFrame | str:
     """Return `entity_df` plus each requested feature's latest value at or before each row's timestamp.
 
     `as_of="event"` takes the latest row by event time; `"available"` only rows written (created) by then, and for a
     streaming view exactly what its stream workers served at that instant, from its event log. A reference
     `view@v<N>:feature` reads version N's partitions (a previous version the repository lists).
+    The join is planned to hold about `memory_budget` (bytes or e.g. `"2GiB"`; default the store's
+    `memory_budget`) at a time. With `output_path` (local or `s3://`), the result is written there as Parquet, block by
+    block, in `entity_df`'s row order, and the path is returned instead of a frame.
     """
     if as_of not in get_args(AsOf):
         raise ValueError(f"as_of must be one of {get_args(AsOf)}, got {as_of!r}")
     if output not in get_args(OutputFormat):
         raise ValueError(f"output must be one of {get_args(OutputFormat)}, got {output!r}")
-    resolved = repository.resolve(features)
-    frame = _read_entity_frame(entity_df, offline_store)
-    columns = _output_columns(resolved, full_feature_names, frame.columns)
-    entities = _join_input(frame, resolved.views, timestamp_column)
-    values = _apply_on_demand(
-        resolved, _join(entities, resolved, columns, offline_store, as_of), columns, frame, full_feature_names
+    budget = (
+        offline_store.memory_budget_bytes
+        if memory_budget is None
+        else parse_byte_size(memory_budget, "get_historical_features(memory_budget=)")
     )
+    resolved = repository.resolve(features)
+    frame = read_entity_frame(entity_df, offline_store)
+    columns = _output_columns(resolved, full_feature_names, frame.columns)
+    entities = join_input(frame, resolved.views, timestamp_column)
+    blocks = _join(entities, resolved, columns, offline_store, as_of, budget)
+    if output_path is not None:
+        return _write_blocks(
+            blocks, resolved, columns, frame, full_feature_names, os.fspath(output_path), offline_store, budget
+        )
+    parts = list(blocks)
+    values = parts[0] if len(parts) == 1 else pl.concat(parts).sort(ROW)
+    values = _apply_on_demand(resolved, values.drop(ROW), columns, frame, full_feature_names)
     if output == "polars":
         return frame.hstack(values.get_columns())
     if isinstance(entity_df, pd.DataFrame):
@@ -89,20 +97,6 @@ def get_historical_features(
         feature_frame.index = entity_df.index
         return pd.concat([entity_df, feature_frame], axis=1)
     return frame.hstack(values.get_columns()).to_pandas()
-
-
-def _read_entity_frame(entity_df: EntityInput, offline_store: OfflineStore) -> pl.DataFrame:
-    if isinstance(entity_df, pl.DataFrame):
-        return entity_df
-    if isinstance(entity_df, pd.DataFrame):
-        return pl.from_pandas(entity_df)
-    if isinstance(entity_df, str | os.PathLike):
-        path = os.fspath(entity_df)
-        options = offline_store.storage_options if path.startswith("s3://") else None
-        return pl.read_parquet(path, storage_options=options)
-    raise EntityFrameError(
-        f"entity_df must be a polars DataFrame, a pandas DataFrame or a Parquet path, got {type(entity_df).__name__}"
-    )
 
 
 def _output_columns(
@@ -188,157 +182,136 @@ def _request_columns(frame: pl.DataFrame, on_demand: OnDemandFeatureView) -> lis
     return series
 
 
-def _join_input(frame: pl.DataFrame, views: Iterable[FeatureView], timestamp_column: str) -> pl.DataFrame:
-    """Return the narrow frame DuckDB joins: row number, join keys cast to the views' dtypes, UTC epoch micros."""
-    if timestamp_column not in frame.columns:
-        raise EntityFrameError(
-            f"entity_df has no timestamp column {timestamp_column!r}; pass timestamp_column= naming the column "
-            f"that holds each row's point in time (columns: {frame.columns})"
-        )
-    time_dtype = frame.schema[timestamp_column]
-    if not isinstance(time_dtype, pl.Datetime):
-        raise EntityFrameError(
-            f"entity_df column {timestamp_column!r} must hold datetimes (naive ones are read as UTC), "
-            f"found {time_dtype}; convert it to a datetime column (strings: pl.col(...).str.to_datetime())"
-        )
-    keys: dict[str, pl.Series] = {}
-    for view in views:
-        for key, expected in view.key_dtypes.items():
-            series = _join_key(frame, key, expected, view)
-            keys.setdefault(key, series)
-    timestamp = frame.get_column(timestamp_column)
-    row_dtype = pl.UInt32 if frame.height < 2**32 else pl.UInt64
-    columns = [pl.int_range(0, frame.height, dtype=row_dtype, eager=True).alias(_ROW), *keys.values()]
-    columns.append(timestamp.dt.epoch("us").alias(_TIME))
-    if time_dtype.time_unit == "ns":
-        columns.append((-((-timestamp.dt.epoch("ns")) // 1000)).alias(_TIME_CEIL))
-    return pl.DataFrame(columns)
-
-
-def _join_key(frame: pl.DataFrame, key: str, expected: pl.DataType, view: FeatureView) -> pl.Series:
-    if key not in frame.columns:
-        raise EntityFrameError(
-            f"entity_df lacks column {key!r}, a join key of view {view.name!r}; add it "
-            f"(dtype {expected}) to the entity rows (columns: {frame.columns})"
-        )
-    series = frame.get_column(key)
-    actual = series.dtype
-    if actual == expected:
-        return series
-    castable = (
-        (actual.is_integer() and expected.is_integer())
-        or actual == pl.Null
-        or (expected == pl.String and isinstance(actual, pl.Categorical | pl.Enum))
-    )
-    if not castable:
-        raise EntityFrameError(
-            f"entity_df column {key!r} has dtype {actual}, but view {view.name!r} joins on it as {expected}; "
-            f"cast the column to {expected}"
-        )
-    try:
-        return series.cast(expected, strict=True)
-    except pl.exceptions.InvalidOperationError as error:
-        raise EntityFrameError(
-            f"entity_df column {key!r} has values that do not fit {expected}, the dtype of that join key "
-            f"in view {view.name!r}; fix the values or the entity's key_dtypes"
-        ) from error
-
-
 def _join(
     entities: pl.DataFrame,
     resolved: ResolvedFeatures,
     columns: Sequence[_OutputColumn],
     offline_store: OfflineStore,
     as_of: AsOf,
-) -> pl.DataFrame:
-    """Return the feature columns, one row per entity row, in entity row order."""
-    if entities.height <= CHUNK_ROWS:
-        chunks = [entities]
-    else:
-        chunks = [chunk.sort(_ROW) for chunk in entities.sort(_TIME).iter_slices(CHUNK_ROWS)]
+    budget: int,
+) -> Iterator[pl.DataFrame]:
+    """Yield the feature columns block by block, each with the entity row numbers (`ROW`) in ascending order.
+
+    Blocks are runs of entity rows in time order, planned from the views' partition sizes to fit `budget`.
+    """
+    times = entities.get_column(TIME)
+    first, last = times.min(), times.max()
+    sizes = {key: _partition_sizes(offline_store, view, first, last) for view, key in _views(resolved)}
+    served = {key for view, key in _views(resolved) if view.streaming and as_of == "available"}
+    volumes = [
+        view_volume(key, view, [c.feature for c in columns if c.key == key], sizes[key])
+        for view, key in _views(resolved)
+        if key not in served
+    ]
+    ordered = entities.sort(TIME, nulls_last=True) if entities.height > 1 else entities
+    timed = entities.height - times.null_count()
+    blocks = plan_join(
+        ordered.get_column(TIME).head(timed).to_numpy(), volumes, _entity_row_bytes(entities, columns), budget
+    )
+    if timed < entities.height or not blocks:
+        blocks.append(JoinBlock(timed, entities.height, {}))
     with offline_store.duckdb_connection() as connection:
         connection.execute("SET TimeZone = 'UTC'")
-        parts = [_join_chunk(connection, chunk, resolved, columns, offline_store, as_of) for chunk in chunks]
-    if len(parts) == 1:
-        return parts[0].drop(_ROW)
-    return pl.concat(parts).sort(_ROW).drop(_ROW)
+        temporary = tempfile.mkdtemp(prefix="feature_store_join_")
+        try:
+            connection.execute(f"SET temp_directory = '{temporary}'")
+            connection.execute(f"SET memory_limit = '{max(budget, 256 * 2**20)}B'")
+            for block in blocks:
+                chunk = ordered.slice(block.start, block.stop - block.start)
+                yield _join_block(connection, chunk.sort(ROW), resolved, columns, offline_store, as_of, block, sizes)
+        finally:
+            shutil.rmtree(temporary, ignore_errors=True)
 
 
-def _join_chunk(
+def _join_block(
     connection: duckdb.DuckDBPyConnection,
     entities: pl.DataFrame,
     resolved: ResolvedFeatures,
     columns: Sequence[_OutputColumn],
     offline_store: OfflineStore,
     as_of: AsOf,
+    block: JoinBlock,
+    sizes: dict[str, list[PartitionSize]],
 ) -> pl.DataFrame:
-    """Return the chunk's row numbers and feature columns, one DuckDB query per view; chunks are in row order."""
-    times = entities.get_column(_TIME)
+    """Return one block's row numbers and feature columns, one DuckDB query per view and hash bucket."""
+    times = entities.get_column(TIME)
     first, last = times.min(), times.max()
-    ceiling = _TIME_CEIL if _TIME_CEIL in entities.columns else _TIME
-    values = [entities.get_column(_ROW)]
+    ceiling = TIME_CEIL if TIME_CEIL in entities.columns else TIME
+    values = [entities.get_column(ROW)]
     connection.register("entities", entities.to_arrow())
     try:
-        for view in resolved.views:
-            view_columns = [c for c in columns if c.view is view]
+        for view, key in _views(resolved):
+            view_columns = [c for c in columns if c.key == key]
             if view.streaming and as_of == "available" and first is not None and last is not None:
                 values.extend(_served_columns(view, view_columns, entities, offline_store, first, last))
                 continue
-            files = _partition_files(offline_store, view, first, last)
-            if files:
-                sql = _view_query(view, view_columns, as_of, ceiling)
-                frame = connection.sql(sql, params={"files": files}).pl()
-                values.extend(frame.get_column(c.name).cast(c.dtype) for c in view_columns)
-            else:
+            files = _files_for(sizes[key], view, first, last)
+            if not files:
                 values.extend(
                     pl.repeat(None, entities.height, dtype=c.dtype, eager=True).alias(c.name) for c in view_columns
                 )
+                continue
+            limit = reach(view)
+            low = None if limit is None else first - limit // timedelta(microseconds=1)
+            buckets = block.buckets.get(key, 1)
+            features = {c.feature: c.name for c in view_columns}
+            parts = []
+            for bucket in range(buckets):
+                sql, parameters = view_query(view, features, as_of, ceiling, QuerySlice(low, last, buckets, bucket))
+                parts.append(connection.sql(sql, params={"files": files, **parameters}).pl())
+            frame = parts[0] if buckets == 1 else pl.concat(parts).sort(ROW)
+            values.extend(frame.get_column(c.name).cast(c.dtype) for c in view_columns)
     finally:
         connection.unregister("entities")
     return pl.DataFrame(values)
 
 
-def _view_query(view: FeatureView, columns: Sequence[_OutputColumn], as_of: AsOf, ceiling: str) -> str:
-    """Return the ASOF LEFT JOIN of the registered entities with one view's partitions, in entity order.
+def _views(resolved: ResolvedFeatures) -> Iterator[tuple[FeatureView, str]]:
+    """Yield each requested view version with its key (`view` or `view@v<N>`)."""
+    yield from zip(resolved.views, resolved.keys, strict=True)
 
-    `event`: view rows are ordered by (event, created) packed in a HUGEINT; an entity row at T matches the
-    greatest one below (T + 1us, 0): the latest event at or before T and, among equal events, the latest created.
-    `available`: a row can be seen from max(event, created) on. Keeping only rows whose (event, created) beats
-    every row available no later than them leaves, per key, a sequence where the last row available at T is the
-    best row available at T, so an ASOF on the availability time finds it.
-    Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check.
-    """
-    keys = view.join_keys
-    selected = ", ".join(_quote(c) for c in (*keys, *(c.feature for c in columns)))
-    equalities = [f"e.{_quote(k)} = v.{_quote(k)}" for k in keys]
-    if as_of == "event":
-        entity_rows = f"(SELECT *, (({_TIME} + 1)::HUGEINT << 64) AS {_ORDER} FROM entities)"
-        view_rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM read_parquet($files)"
-        condition = f"e.{_ORDER} > v.{_ORDER}"
-    else:
-        partition = f"PARTITION BY {', '.join(_quote(k) for k in keys)} " if keys else ""
-        entity_rows = "entities"
-        view_rows = (
-            f"SELECT {selected}, {_ORDER}, {_AVAILABLE} FROM ("
-            f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
-            f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
-            f"FROM read_parquet($files)) "
-            f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
-            f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
-        )
-        condition = f"e.{_TIME} >= v.{_AVAILABLE}"
-    outputs = []
-    for column in columns:
-        value = f"v.{_quote(column.feature)}"
-        reach = _reach(view)
-        if reach is not None:
-            ttl = reach // _ONE_MICROSECOND
-            value = f"CASE WHEN (v.{_ORDER} >> 64)::BIGINT >= e.{ceiling} - {ttl} THEN {value} END"
-        outputs.append(f"{value} AS {_quote(column.name)}")
-    return (
-        f"SELECT {', '.join(outputs)} FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v "
-        f"ON {' AND '.join([*equalities, condition])} ORDER BY e.{_ROW}"
-    )
+
+def _entity_row_bytes(entities: pl.DataFrame, columns: Sequence[_OutputColumn]) -> float:
+    """Return the estimated memory one entity row takes through a block: its join columns and its feature values."""
+    widths = sum(column_width(dtype, 16) for dtype in entities.schema.values()) + 16
+    widths += sum(column_width(c.dtype, 16) for c in columns)
+    return widths * _ENTITY_ROW_OVERHEAD
+
+
+def _write_blocks(
+    blocks: Iterator[pl.DataFrame],
+    resolved: ResolvedFeatures,
+    columns: Sequence[_OutputColumn],
+    frame: pl.DataFrame,
+    full_feature_names: bool,
+    output_path: str,
+    offline_store: OfflineStore,
+    budget: int,
+) -> str:
+    """Write the result to `output_path` as Parquet, in entity row order, holding one block at a time."""
+    folder = tempfile.mkdtemp(prefix="feature_store_output_")
+    try:
+        parts = []
+        for index, values in enumerate(blocks):
+            rows = values.get_column(ROW)
+            features = _apply_on_demand(resolved, values.drop(ROW), columns, frame[rows], full_feature_names)
+            part = os.path.join(folder, f"block-{index:05d}.parquet")
+            frame[rows].hstack([rows, *features.get_columns()]).write_parquet(part)
+            parts.append(part)
+        local = output_path if not output_path.startswith("s3://") else os.path.join(folder, "result.parquet")
+        with duckdb.connect() as connection:
+            connection.execute("SET TimeZone = 'UTC'")
+            connection.execute(f"SET temp_directory = '{os.path.join(folder, 'spill')}'")
+            connection.execute(f"SET memory_limit = '{max(budget, 256 * 2**20)}B'")
+            connection.execute(
+                f"COPY (SELECT * EXCLUDE ({ROW}) FROM read_parquet($parts) ORDER BY {ROW}) TO $path (FORMAT parquet)",
+                {"parts": parts, "path": local},
+            )
+        if local != output_path:
+            offline_store.filesystem.put_file(local, output_path)
+        return output_path
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _served_columns(
@@ -352,33 +325,27 @@ def _served_columns(
     """Return a streaming view's columns as its stream workers served them at each entity row's time."""
     start = _EPOCH + timedelta(microseconds=first) - view.lookback - view.step
     end = _EPOCH + timedelta(microseconds=last) + view.step
-    requests = entities.select(_ROW, *view.join_keys, _TIME)
-    served = served_values(view, stream_events(view, offline_store, start, end), requests, _ROW, _TIME)
+    requests = entities.select(ROW, *view.join_keys, TIME)
+    served = served_values(view, stream_events(view, offline_store, start, end), requests, ROW, TIME)
     return [served.get_column(c.feature).alias(c.name).cast(c.dtype) for c in columns]
 
 
-def _reach(view: FeatureView) -> timedelta | None:
-    """Return how old a matched row may be: the ttl; for aggregations, less than one step (the row at T's step).
-
-    A windowed aggregation has a row at every step whose longest window holds events, so an older row means the
-    windows at T's step are empty: the values are null, not the stale row's.
-    """
-    if not view.aggregations:
-        return view.ttl
-    within_step = view.step - _ONE_MICROSECOND
-    return within_step if view.ttl is None else min(view.ttl, within_step)
-
-
-def _partition_files(offline_store: OfflineStore, view: FeatureView, first: int | None, last: int | None) -> list[str]:
-    """Return the view's partitions that can hold a match for entity times in [first, last] (epoch micros)."""
+def _partition_sizes(
+    offline_store: OfflineStore, view: FeatureView, first: int | None, last: int | None
+) -> list[PartitionSize]:
+    """Return the sizes of the view's partitions that can hold a match for entity times in [first, last]."""
     if first is None or last is None:
         return []
-    start: date | None = None
-    reach = _reach(view)
-    if reach is not None:
-        start = (_EPOCH + timedelta(microseconds=first) - reach).date()
-    return offline_store.partition_files(view, start, (_EPOCH + timedelta(microseconds=last)).date())
+    limit = reach(view)
+    start = None if limit is None else (_EPOCH + timedelta(microseconds=first) - limit).date()
+    return offline_store.partition_sizes(view, start, (_EPOCH + timedelta(microseconds=last)).date())
 
 
-def _quote(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
+def _files_for(sizes: Sequence[PartitionSize], view: FeatureView, first: int | None, last: int | None) -> list[str]:
+    """Return the files among `sizes` that can hold a match for entity times in [first, last] (epoch micros)."""
+    if first is None or last is None:
+        return []
+    limit = reach(view)
+    start = None if limit is None else (_EPOCH + timedelta(microseconds=first) - limit).date()
+    end = (_EPOCH + timedelta(microseconds=last)).date()
+    return [s.path for s in sizes if (start is None or s.day >= start) and s.day <= end]

@@ -1,0 +1,106 @@
+"""The DuckDB ASOF query that joins one view's partitions to the registered entity rows."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Literal
+
+from feature_assets.language.feature_view import FeatureView
+from feature_assets.retrieval.entity_rows import ROW, TIME
+
+AsOf = Literal["event", "available"]
+
+_ORDER = "__o"
+_AVAILABLE = "__available"
+_ONE_MICROSECOND = timedelta(microseconds=1)
+# (event, created) packed into one HUGEINT: event in the high 64 bits, created shifted to unsigned in the low 64.
+_VIEW_ORDER = (
+    "(epoch_us(event_timestamp)::HUGEINT << 64) + (epoch_us(created_timestamp)::HUGEINT + 9223372036854775808)"
+)
+
+
+@dataclass(frozen=True)
+class QuerySlice:
+    """The part of a join one query does: view rows with event time in `[low, high]` (no lower bound when `low` is
+    None) and, when `buckets` > 1, only entities whose join-key hash falls in `bucket`."""
+
+    low: int | None
+    high: int
+    buckets: int = 1
+    bucket: int = 0
+
+
+def reach(view: FeatureView) -> timedelta | None:
+    """Return how old a matched row may be: the ttl; for aggregations, less than one step (the row at T's step).
+
+    A windowed aggregation has a row at every step whose longest window holds events, so an older row means the
+    windows at T's step are empty: the values are null, not the stale row's.
+    """
+    if not view.aggregations:
+        return view.ttl
+    within_step = view.step - _ONE_MICROSECOND
+    return within_step if view.ttl is None else min(view.ttl, within_step)
+
+
+def view_query(
+    view: FeatureView, features: dict[str, str], as_of: AsOf, ceiling: str, part: QuerySlice
+) -> tuple[str, dict[str, object]]:
+    """Return the ASOF LEFT JOIN of the registered entities with one view's `$files`, and its parameters.
+
+    `features` maps each feature to its output column; the result has the entity row number first, in entity order.
+    `event`: view rows are ordered by (event, created) packed in a HUGEINT; an entity row at T matches the
+    greatest one below (T + 1us, 0): the latest event at or before T and, among equal events, the latest created.
+    `available`: a row can be seen from max(event, created) on. Keeping only rows whose (event, created) beats
+    every row available no later than them leaves, per key, a sequence where the last row available at T is the
+    best row available at T, so an ASOF on the availability time finds it.
+    Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check. Leaving out
+    rows older than the slice's `low` (its first entity time minus the reach) changes no answer: such a row is
+    older than the ttl allows at every entity time of the slice, and it never outranks a row that is kept.
+    """
+    keys = view.join_keys
+    selected = ", ".join(_quote(c) for c in (*keys, *features))
+    equalities = [f"e.{_quote(k)} = v.{_quote(k)}" for k in keys]
+    conditions = ["epoch_us(event_timestamp) <= $high"]
+    parameters: dict[str, object] = {"high": part.high}
+    if part.low is not None:
+        conditions.append("epoch_us(event_timestamp) >= $low")
+        parameters["low"] = part.low
+    entity_filter = ""
+    if part.buckets > 1:
+        hashed = f"hash({', '.join(_quote(k) for k in keys)}) % $buckets = $bucket"
+        conditions.append(hashed)
+        entity_filter = f" WHERE {hashed}"
+        parameters.update(buckets=part.buckets, bucket=part.bucket)
+    rows = f"read_parquet($files) WHERE {' AND '.join(conditions)}"
+    if as_of == "event":
+        entity_rows = f"(SELECT *, (({TIME} + 1)::HUGEINT << 64) AS {_ORDER} FROM entities{entity_filter})"
+        view_rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM {rows}"
+        condition = f"e.{_ORDER} > v.{_ORDER}"
+    else:
+        partition = f"PARTITION BY {', '.join(_quote(k) for k in keys)} " if keys else ""
+        entity_rows = f"(SELECT * FROM entities{entity_filter})"
+        view_rows = (
+            f"SELECT {selected}, {_ORDER}, {_AVAILABLE} FROM ("
+            f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
+            f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
+            f"FROM {rows}) "
+            f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
+            f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
+        )
+        condition = f"e.{TIME} >= v.{_AVAILABLE}"
+    outputs = [f"e.{ROW}"]
+    limit = reach(view)
+    for feature, name in features.items():
+        value = f"v.{_quote(feature)}"
+        if limit is not None:
+            ttl = limit // _ONE_MICROSECOND
+            value = f"CASE WHEN (v.{_ORDER} >> 64)::BIGINT >= e.{ceiling} - {ttl} THEN {value} END"
+        outputs.append(f"{value} AS {_quote(name)}")
+    sql = (
+        f"SELECT {', '.join(outputs)} FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v "
+        f"ON {' AND '.join([*equalities, condition])} ORDER BY e.{ROW}"
+    )
+    return sql, parameters
+
+
+def _quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
