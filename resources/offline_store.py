@@ -186,7 +186,9 @@ class OfflineStore(ConfigurableResource):
         days = [d for d in self.list_partitions(view) if (start is None or d >= start) and (end is None or d <= end)]
         return [self.partition_path(view, d) for d in days]
 
-    def partition_sizes(self, view: FeatureView, start: date | None = None, end: date | None = None) -> list[PartitionSize]:
+    def partition_sizes(
+        self, view: FeatureView, start: date | None = None, end: date | None = None
+    ) -> list[PartitionSize]:
         """Return the row count and per-column uncompressed bytes of each partition in range, from Parquet footers."""
         files = self.partition_files(view, start, end)
         if not files:

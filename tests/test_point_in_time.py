@@ -10,7 +10,6 @@ from polars.testing import assert_frame_equal
 
 from feature_assets import Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource
 from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
-from feature_assets.retrieval import point_in_time
 from feature_assets.retrieval.point_in_time import get_historical_features
 from resources.offline_store import OfflineStore
 
@@ -246,7 +245,7 @@ def test_pandas_entity_frame_with_nanosecond_aware_times_matches_the_oracle(tmp_
     pd.testing.assert_frame_equal(result.drop(columns=entity_df.columns), expected)
 
 
-@pytest.mark.parametrize("budget", ["2KiB", "48KiB"])
+@pytest.mark.parametrize("budget", ["6KiB", "48KiB"])
 def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
     store = OfflineStore(root=str(tmp_path))
     _, view_rows, entity_rows, times = _scenario(200, store)
@@ -510,3 +509,9 @@ def test_reading_views_and_entities_from_s3_gives_the_same_result_as_local(tmp_p
         on_s3 = get_historical_features(entities_on_s3, ALL_FEATURES, offline_store=s3_offline_store, **options)
         on_disk = get_historical_features(entity_df, ALL_FEATURES, offline_store=local, **options)
         assert_frame_equal(on_s3, on_disk)
+        output = f"{s3_offline_store.root}/training/{as_of}.parquet"
+        written = get_historical_features(
+            entities_on_s3, ALL_FEATURES, offline_store=s3_offline_store, output_path=output, **options
+        )
+        assert written == output
+        assert_frame_equal(pl.read_parquet(output, storage_options=s3_offline_store.storage_options), on_disk)

@@ -4,7 +4,8 @@ Each view's partitions say, from their Parquet footers, how many rows each day h
 time order, from `first` to `last`) needs the view rows with event time in `[first - reach, last]`, or every row up
 to `last` when the view has no ttl. Blocks grow while every bounded view's rows for the block, with the block's
 entity rows, fit the budget; a view whose rows still do not fit (no ttl, or a day alone too big) is split into
-buckets by join-key hash, each reading its share of the view.
+buckets by join-key hash, each reading its share of the view. A view without join keys cannot be split: every
+entity row matches the same rows.
 """
 
 import math
@@ -48,6 +49,7 @@ class ViewVolume:
     """One view's rows per partition day and the memory one of its rows takes in the join."""
 
     key: str
+    splittable: bool
     reach_us: int | None
     day_starts: np.ndarray
     cumulative_rows: np.ndarray
@@ -92,7 +94,7 @@ def view_volume(key: str, view: FeatureView, features: Sequence[str], sizes: Seq
         width += column_width(dtype, sum(s.column_bytes.get(name, 0) for s in sizes) / rows)
     limit = reach(view)
     reach_us = None if limit is None else limit // timedelta(microseconds=1)
-    return ViewVolume(key, reach_us, day_starts, cumulative, width * JOIN_ROW_OVERHEAD)
+    return ViewVolume(key, bool(view.join_keys), reach_us, day_starts, cumulative, width * JOIN_ROW_OVERHEAD)
 
 
 def column_width(dtype: pl.DataType, average_stored_bytes: float) -> float:
@@ -129,7 +131,10 @@ def plan_join(
         stop = min(count, start + low * stride)
         entity_bytes = (stop - start) * entity_row_bytes
         first, last = int(times[start]), int(times[stop - 1])
-        buckets = {v.key: max(1, math.ceil((entity_bytes + v.bytes_for(first, last)) / budget)) for v in volumes}
+        buckets = {
+            v.key: max(1, math.ceil((entity_bytes + v.bytes_for(first, last)) / budget)) if v.splittable else 1
+            for v in volumes
+        }
         blocks.append(JoinBlock(start, stop, buckets))
         start = stop
     return blocks
