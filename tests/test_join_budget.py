@@ -160,18 +160,25 @@ def test_an_unsorted_entity_frame_keeps_its_order(tmp_path):
     assert_frame_equal(shuffled.select(entities.columns), entities)
 
 
-def test_a_wide_view_within_a_small_budget_equals_the_whole_join(tmp_path):
+def test_a_wide_view_is_joined_on_row_positions_and_matches_a_brute_force_join(tmp_path):
     store = _store(tmp_path)
     entities = _entities(4, 300)
     features = [f"wide:f{i:03d}" for i in range(300)]
-    whole = get_historical_features(
-        entities, features, repository=REPOSITORY, offline_store=store, memory_budget="8GiB"
+    assert view_volume("wide", WIDE, WIDE.feature_names, store.partition_sizes(WIDE)).late_fetch
+    rows = store.scan_partitions(WIDE).collect()
+    numbered = entities.with_row_index("row")
+    candidates = numbered.join(rows, on="driver_id", suffix="_view").filter(
+        (pl.col("event_timestamp_view") <= pl.col("event_timestamp"))
+        & (pl.col("event_timestamp_view") >= pl.col("event_timestamp") - WIDE.ttl)
     )
-    planned = get_historical_features(
-        entities, features, repository=REPOSITORY, offline_store=store, memory_budget="200KiB"
-    )
-    assert_frame_equal(planned, whole)
-    assert whole.drop_nulls().height > 0
+    latest = candidates.sort("event_timestamp_view", "created_timestamp").group_by("row").last()
+    expected = numbered.join(latest.select("row", *WIDE.feature_names), on="row", how="left").drop("row")
+    for budget in ("8GiB", "200KiB"):
+        result = get_historical_features(
+            entities, features, repository=REPOSITORY, offline_store=store, memory_budget=budget
+        )
+        assert_frame_equal(result, expected)
+    assert expected.drop_nulls().height > 0
 
 
 def test_a_memory_budget_that_cannot_be_read_names_the_setting(tmp_path):

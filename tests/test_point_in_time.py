@@ -10,6 +10,7 @@ from polars.testing import assert_frame_equal
 
 from feature_assets import Entity, FeatureRepository, FeatureService, FeatureView, Field, ParquetSource
 from feature_assets.language.errors import EntityFrameError, FeatureReferenceError
+from feature_assets.retrieval import join_plan
 from feature_assets.retrieval.point_in_time import get_historical_features
 from resources.offline_store import OfflineStore
 
@@ -275,6 +276,30 @@ def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
             output_path=tmp_path / f"training-{as_of}.parquet",
         )
         assert_frame_equal(pl.read_parquet(written), result)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_joining_on_row_positions_and_reading_features_after_matches_the_oracle(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(join_plan, "LATE_FETCH_BYTES", 0)
+    store = OfflineStore(root=str(tmp_path))
+    _, view_rows, entity_rows, times = _scenario(400 + seed, store)
+    unit, time_zone = TIME_REPRESENTATIONS[seed % len(TIME_REPRESENTATIONS)]
+    times = [None if t is None else t // UNIT_NS[unit] * UNIT_NS[unit] for t in times]
+    entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
+        _time_column("event_timestamp", times, unit, time_zone)
+    )
+    for as_of in ("event", "available"):
+        result = get_historical_features(
+            entity_df,
+            ALL_FEATURES,
+            repository=REPOSITORY,
+            offline_store=store,
+            full_feature_names=True,
+            as_of=as_of,
+            memory_budget="16KiB" if seed % 2 else "2GiB",
+        )
+        expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
+        assert_frame_equal(result.drop(entity_df.columns), expected)
 
 
 def _one_view_store(tmp_path, rows: list[dict], view: FeatureView = DRIVER_STATS) -> OfflineStore:

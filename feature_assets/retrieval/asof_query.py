@@ -11,6 +11,8 @@ AsOf = Literal["event", "available"]
 
 _ORDER = "__o"
 _AVAILABLE = "__available"
+_FILE = "__file"
+_FILE_ROW = "__file_row"
 _ONE_MICROSECOND = timedelta(microseconds=1)
 # (event, created) packed into one HUGEINT: event in the high 64 bits, created shifted to unsigned in the low 64.
 _VIEW_ORDER = (
@@ -42,7 +44,7 @@ def reach(view: FeatureView) -> timedelta | None:
 
 
 def view_query(
-    view: FeatureView, features: dict[str, str], as_of: AsOf, ceiling: str, part: QuerySlice
+    view: FeatureView, features: dict[str, str], as_of: AsOf, ceiling: str, part: QuerySlice, late_fetch: bool = False
 ) -> tuple[str, dict[str, object]]:
     """Return the ASOF LEFT JOIN of the registered entities with one view's `$files`, and its parameters.
 
@@ -55,9 +57,12 @@ def view_query(
     Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check. Leaving out
     rows older than the slice's `low` (its first entity time minus the reach) changes no answer: such a row is
     older than the ttl allows at every entity time of the slice, and it never outranks a row that is kept.
+    With `late_fetch` (wide views) the ASOF carries only each row's file and row number, and the features of the
+    matched rows are read afterwards by a hash join on them, so the join never holds the view's wide rows.
     """
     keys = view.join_keys
-    selected = ", ".join(_quote(c) for c in (*keys, *features))
+    carried = [_FILE, _FILE_ROW] if late_fetch else list(features)
+    selected = ", ".join([*(_quote(k) for k in keys), *(_quote(c) for c in carried)])
     equalities = [f"e.{_quote(k)} = v.{_quote(k)}" for k in keys]
     conditions = ["epoch_us(event_timestamp) <= $high"]
     parameters: dict[str, object] = {"high": part.high}
@@ -70,7 +75,7 @@ def view_query(
         conditions.append(hashed)
         entity_filter = f" WHERE {hashed}"
         parameters.update(buckets=part.buckets, bucket=part.bucket)
-    rows = f"read_parquet($files) WHERE {' AND '.join(conditions)}"
+    rows = f"{_scan(late_fetch)} WHERE {' AND '.join(conditions)}"
     if as_of == "event":
         entity_rows = f"(SELECT *, (({TIME} + 1)::HUGEINT << 64) AS {_ORDER} FROM entities{entity_filter})"
         view_rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM {rows}"
@@ -87,19 +92,42 @@ def view_query(
             f"RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"
         )
         condition = f"e.{TIME} >= v.{_AVAILABLE}"
-    outputs = [f"e.{ROW}"]
-    limit = reach(view)
-    for feature, name in features.items():
-        value = f"v.{_quote(feature)}"
-        if limit is not None:
-            ttl = limit // _ONE_MICROSECOND
-            value = f"CASE WHEN (v.{_ORDER} >> 64)::BIGINT >= e.{ceiling} - {ttl} THEN {value} END"
-        outputs.append(f"{value} AS {_quote(name)}")
+    matched = f"FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v ON {' AND '.join([*equalities, condition])}"
+    if not late_fetch:
+        outputs = _outputs(view, features, "v", f"v.{_ORDER}", f"e.{ceiling}")
+        return f"SELECT e.{ROW}, {outputs} {matched} ORDER BY e.{ROW}", parameters
+    fetched = ", ".join(_quote(f) for f in features)
     sql = (
-        f"SELECT {', '.join(outputs)} FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v "
-        f"ON {' AND '.join([*equalities, condition])} ORDER BY e.{ROW}"
+        f"SELECT m.{ROW}, {_outputs(view, features, 'w', f'm.{_ORDER}', f'm.{ceiling}')} FROM ("
+        f"SELECT e.{ROW}, e.{ceiling}, v.{_FILE}, v.{_FILE_ROW}, v.{_ORDER} {matched}) m "
+        f"LEFT JOIN (SELECT {_FILE}, {_FILE_ROW}, {fetched} FROM {_scan(True)}) w "
+        f"ON m.{_FILE} = w.{_FILE} AND m.{_FILE_ROW} = w.{_FILE_ROW} ORDER BY m.{ROW}"
     )
     return sql, parameters
+
+
+def _scan(numbered: bool) -> str:
+    """Return the scan of the view's files, with each row's file and row number when `numbered`."""
+    if not numbered:
+        return "read_parquet($files)"
+    return (
+        f"(SELECT *, filename AS {_FILE}, file_row_number AS {_FILE_ROW} "
+        "FROM read_parquet($files, filename = true, file_row_number = true))"
+    )
+
+
+def _outputs(view: FeatureView, features: dict[str, str], values: str, order: str, ceiling: str) -> str:
+    """Return each feature's output column from `values`, null when the matched row's packed `order` is older than
+    the reach before the entity time's `ceiling`."""
+    limit = reach(view)
+    outputs = []
+    for feature, name in features.items():
+        value = f"{values}.{_quote(feature)}"
+        if limit is not None:
+            ttl = limit // _ONE_MICROSECOND
+            value = f"CASE WHEN ({order} >> 64)::BIGINT >= {ceiling} - {ttl} THEN {value} END"
+        outputs.append(f"{value} AS {_quote(name)}")
+    return ", ".join(outputs)
 
 
 def _quote(identifier: str) -> str:

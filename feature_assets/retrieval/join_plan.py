@@ -9,7 +9,7 @@ entity row matches the same rows.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -27,6 +27,10 @@ ORDER_BYTES = 16
 """The packed (event, created) HUGEINT each joined row carries."""
 STRING_BYTES = 16
 """DuckDB's fixed part of a string value, added to its average length."""
+LATE_FETCH_BYTES = 256
+"""Views whose requested features are wider than this per row are joined on row positions, their features read after."""
+FILE_ROW_BYTES = 120.0
+"""What a row position (file name and row number) takes in the join."""
 _CANDIDATE_CUTS = 4096
 _FIXED_WIDTHS: dict[type[pl.DataType], float] = {
     pl.Boolean: 1.0,
@@ -50,6 +54,7 @@ class ViewVolume:
 
     key: str
     splittable: bool
+    late_fetch: bool
     reach_us: int | None
     day_starts: np.ndarray
     cumulative_rows: np.ndarray
@@ -88,13 +93,18 @@ def view_volume(key: str, view: FeatureView, features: Sequence[str], sizes: Seq
     day_starts = np.array([(np.datetime64(s.day, "D") - epoch).astype(np.int64) * DAY_US for s in sizes], np.int64)
     cumulative = np.concatenate([[0], np.cumsum([s.rows for s in sizes], dtype=np.int64)])
     rows = max(1, int(cumulative[-1]))
-    width = float(ORDER_BYTES)
-    for name in (*view.join_keys, *features):
-        dtype = view.key_dtypes.get(name) or view.fields_by_name[name].dtype
-        width += column_width(dtype, sum(s.column_bytes.get(name, 0) for s in sizes) / rows)
+
+    def width(names: Iterable[str]) -> float:
+        dtypes = {**view.key_dtypes, **{f.name: f.dtype for f in view.schema}}
+        return sum(column_width(dtypes[n], sum(s.column_bytes.get(n, 0) for s in sizes) / rows) for n in names)
+
+    feature_width = width(features)
+    late_fetch = feature_width > LATE_FETCH_BYTES
+    carried = FILE_ROW_BYTES if late_fetch else feature_width
+    row_bytes = (ORDER_BYTES + width(view.join_keys) + carried) * JOIN_ROW_OVERHEAD
     limit = reach(view)
     reach_us = None if limit is None else limit // timedelta(microseconds=1)
-    return ViewVolume(key, bool(view.join_keys), reach_us, day_starts, cumulative, width * JOIN_ROW_OVERHEAD)
+    return ViewVolume(key, bool(view.join_keys), late_fetch, reach_us, day_starts, cumulative, row_bytes)
 
 
 def column_width(dtype: pl.DataType, average_stored_bytes: float) -> float:

@@ -22,7 +22,7 @@ from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository, ResolvedFeatures
 from feature_assets.retrieval.asof_query import AsOf, QuerySlice, reach, view_query
 from feature_assets.retrieval.entity_rows import ROW, TIME, TIME_CEIL, EntityInput, join_input, read_entity_frame
-from feature_assets.retrieval.join_plan import JoinBlock, column_width, plan_join, view_volume
+from feature_assets.retrieval.join_plan import JoinBlock, ViewVolume, column_width, plan_join, view_volume
 from resources.offline_store import OfflineStore, PartitionSize
 
 OutputFormat = Literal["polars", "pandas"]
@@ -198,15 +198,18 @@ def _join(
     first, last = times.min(), times.max()
     sizes = {key: _partition_sizes(offline_store, view, first, last) for view, key in _views(resolved)}
     served = {key for view, key in _views(resolved) if view.streaming and as_of == "available"}
-    volumes = [
-        view_volume(key, view, [c.feature for c in columns if c.key == key], sizes[key])
+    volumes = {
+        key: view_volume(key, view, [c.feature for c in columns if c.key == key], sizes[key])
         for view, key in _views(resolved)
         if key not in served
-    ]
+    }
     ordered = entities.sort(TIME, nulls_last=True) if entities.height > 1 else entities
     timed = entities.height - times.null_count()
     blocks = plan_join(
-        ordered.get_column(TIME).head(timed).to_numpy(), volumes, _entity_row_bytes(entities, columns), budget
+        ordered.get_column(TIME).head(timed).to_numpy(),
+        list(volumes.values()),
+        _entity_row_bytes(entities, columns),
+        budget,
     )
     if timed < entities.height or not blocks:
         blocks.append(JoinBlock(timed, entities.height, {}))
@@ -218,7 +221,9 @@ def _join(
             connection.execute(f"SET memory_limit = '{max(budget, 256 * 2**20)}B'")
             for block in blocks:
                 chunk = ordered.slice(block.start, block.stop - block.start)
-                yield _join_block(connection, chunk.sort(ROW), resolved, columns, offline_store, as_of, block, sizes)
+                yield _join_block(
+                    connection, chunk.sort(ROW), resolved, columns, offline_store, as_of, block, volumes, sizes
+                )
         finally:
             shutil.rmtree(temporary, ignore_errors=True)
 
@@ -231,6 +236,7 @@ def _join_block(
     offline_store: OfflineStore,
     as_of: AsOf,
     block: JoinBlock,
+    volumes: dict[str, ViewVolume],
     sizes: dict[str, list[PartitionSize]],
 ) -> pl.DataFrame:
     """Return one block's row numbers and feature columns, one DuckDB query per view and hash bucket."""
@@ -257,7 +263,8 @@ def _join_block(
             features = {c.feature: c.name for c in view_columns}
             parts = []
             for bucket in range(buckets):
-                sql, parameters = view_query(view, features, as_of, ceiling, QuerySlice(low, last, buckets, bucket))
+                part = QuerySlice(low, last, buckets, bucket)
+                sql, parameters = view_query(view, features, as_of, ceiling, part, volumes[key].late_fetch)
                 parts.append(connection.sql(sql, params={"files": files, **parameters}).pl())
             frame = parts[0] if buckets == 1 else pl.concat(parts).sort(ROW)
             values.extend(frame.get_column(c.name).cast(c.dtype) for c in view_columns)
