@@ -251,7 +251,7 @@ def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
     store = OfflineStore(root=str(tmp_path))
     _, view_rows, entity_rows, times = _scenario(200, store)
     entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
-        _time_column("event_timestamp", times, "ns", None)
+        _time_column("event_timestamp", times, "ns", "America/New_York")
     )
     for as_of in ("event", "available"):
         result = get_historical_features(

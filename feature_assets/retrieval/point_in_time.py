@@ -3,6 +3,7 @@
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Literal, get_args
 import duckdb
 import pandas as pd
 import polars as pl
+import pyarrow.parquet as pq
 
 from feature_assets.compute.served_windows import served_values
 from feature_assets.compute.stream_events import stream_events
@@ -28,6 +30,8 @@ from resources.offline_store import OfflineStore, PartitionSize
 OutputFormat = Literal["polars", "pandas"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MERGE_ROW_GROUP = 65_536
+"""Rows per row group of the blocks written aside for `output_path`, so each merged range reads little else."""
 _ENTITY_ROW_OVERHEAD = 3.0
 """How much memory an entity row takes through a join (registered, sorted, its result), relative to its widths."""
 
@@ -295,30 +299,46 @@ def _write_blocks(
     offline_store: OfflineStore,
     budget: int,
 ) -> str:
-    """Write the result to `output_path` as Parquet, in entity row order, holding one block at a time."""
+    """Write the result to `output_path` as Parquet, in entity row order, holding about one block at a time.
+
+    Each block is written aside sorted by row number; the blocks are then merged range of rows by range of rows,
+    each range reading only the row groups that hold it. The file appears whole or not at all: written aside and
+    renamed over the target, or one upload to S3.
+    """
+    on_s3 = output_path.startswith("s3://")
     folder = tempfile.mkdtemp(prefix="feature_store_output_")
+    target = os.path.dirname(os.path.abspath(output_path))
+    staging = os.path.join(folder if on_s3 else target, f".{os.path.basename(output_path)}.{uuid.uuid4().hex}.tmp")
     try:
+        step = max(16, int(budget / (4 * frame.estimated_size() / max(1, frame.height))))
         parts = []
         for index, values in enumerate(blocks):
             rows = values.get_column(ROW)
             features = _apply_on_demand(resolved, values.drop(ROW), columns, frame[rows], full_feature_names)
-            part = os.path.join(folder, f"block-{index:05d}.parquet")
-            frame[rows].hstack([rows, *features.get_columns()]).write_parquet(part)
-            parts.append(part)
-        local = output_path if not output_path.startswith("s3://") else os.path.join(folder, "result.parquet")
-        with duckdb.connect() as connection:
-            connection.execute("SET TimeZone = 'UTC'")
-            connection.execute(f"SET temp_directory = '{os.path.join(folder, 'spill')}'")
-            connection.execute(f"SET memory_limit = '{max(budget, 256 * 2**20)}B'")
-            connection.execute(
-                f"COPY (SELECT * EXCLUDE ({ROW}) FROM read_parquet($parts) ORDER BY {ROW}) TO $path (FORMAT parquet)",
-                {"parts": parts, "path": local},
-            )
-        if local != output_path:
-            offline_store.filesystem.put_file(local, output_path)
+            block = frame[rows].hstack([*features.get_columns(), rows])
+            step = max(16, min(step, int(budget / (4 * block.estimated_size() / max(1, block.height)))))
+            parts.append(os.path.join(folder, f"block-{index:05d}.parquet"))
+            block.write_parquet(parts[-1], row_group_size=_MERGE_ROW_GROUP, statistics=True)
+        scan = pl.scan_parquet(parts)
+        writer = None
+        try:
+            for start in range(0, max(1, frame.height), step):
+                rows_in_range = scan.filter(pl.col(ROW).is_between(start, start + step, closed="left"))
+                table = rows_in_range.collect().sort(ROW).drop(ROW).to_arrow()
+                writer = writer or pq.ParquetWriter(staging, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+        if on_s3:
+            offline_store.filesystem.put_file(staging, output_path)
+        else:
+            os.replace(staging, output_path)
         return output_path
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        if os.path.exists(staging):
+            os.remove(staging)
 
 
 def _served_columns(
