@@ -47,18 +47,20 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
         labels = pl.scan_parquet(
             offline_store.resolve(training_set.labels.path), storage_options=offline_store.storage_options
         ).collect()
-        frame = get_historical_features(
+        path = get_historical_features(
             labels,
             training_set.features,
             repository=repository,
             offline_store=offline_store,
             full_feature_names=training_set.full_feature_names,
             timestamp_column=training_set.labels.timestamp_field,
+            output_path=offline_store.resolve(training_set.output_path),
         )
-        path = offline_store.write_file(training_set.output_path, frame)
-        feature_columns = frame.columns[labels.width :]
-        rows = frame.height
-        null_counts = frame.select(feature_columns).null_count().row(0)
+        written = pl.scan_parquet(path, storage_options=offline_store.storage_options)
+        schema = written.collect_schema()
+        feature_columns = schema.names()[labels.width :]
+        counts = written.select(pl.len(), *(pl.col(c).null_count() for c in feature_columns)).collect().row(0)
+        rows, null_counts = counts[0], counts[1:]
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": dg.MetadataValue.int(rows),
@@ -69,7 +71,7 @@ def build_training_set_asset(training_set: TrainingSet, repository: FeatureRepos
                     for column, nulls in zip(feature_columns, null_counts, strict=True)
                 },
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in frame.schema.items()]
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()]
                 ),
             }
         )

@@ -308,6 +308,8 @@ def _write_blocks(
     on_s3 = output_path.startswith("s3://")
     folder = tempfile.mkdtemp(prefix="feature_store_output_")
     target = os.path.dirname(os.path.abspath(output_path))
+    if not on_s3:
+        os.makedirs(target, exist_ok=True)
     staging = os.path.join(folder if on_s3 else target, f".{os.path.basename(output_path)}.{uuid.uuid4().hex}.tmp")
     try:
         step = max(16, int(budget / (4 * frame.estimated_size() / max(1, frame.height))))
