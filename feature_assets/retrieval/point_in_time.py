@@ -70,8 +70,8 @@ def get_historical_features(
     streaming view exactly what its stream workers served at that instant, from its event log. A reference
     `view@v<N>:feature` reads version N's partitions (a previous version the repository lists).
     The join is planned to hold about `memory_budget` (bytes or e.g. `"2GiB"`; default the store's
-    `memory_budget`) at a time. With `output_path` (local or `s3://`), the result is written there as Parquet, block by
-    block, in `entity_df`'s row order, and the path is returned instead of a frame.
+    `memory_budget`), the result it returns included. With `output_path` (local or `s3://`), the result is written
+    there as Parquet, block by block, in `entity_df`'s row order, and the path is returned instead of a frame.
     """
     if as_of not in get_args(AsOf):
         raise ValueError(f"as_of must be one of {get_args(AsOf)}, got {as_of!r}")
@@ -86,14 +86,13 @@ def get_historical_features(
     frame = read_entity_frame(entity_df, offline_store)
     columns = _output_columns(resolved, full_feature_names, frame.columns)
     entities = join_input(frame, resolved.views, timestamp_column)
-    blocks = _join(entities, resolved, columns, offline_store, as_of, budget)
+    held = 0 if output_path is not None else entities.height * sum(column_width(c.dtype, 16) for c in columns)
+    blocks = _join(entities, resolved, columns, offline_store, as_of, max(budget // 4, budget - held))
     if output_path is not None:
         return _write_blocks(
             blocks, resolved, columns, frame, full_feature_names, os.fspath(output_path), offline_store, budget
         )
-    parts = list(blocks)
-    values = parts[0] if len(parts) == 1 else pl.concat(parts).sort(ROW)
-    values = _apply_on_demand(resolved, values.drop(ROW), columns, frame, full_feature_names)
+    values = _apply_on_demand(resolved, _in_row_order(blocks), columns, frame, full_feature_names)
     if output == "polars":
         return frame.hstack(values.get_columns())
     if isinstance(entity_df, pd.DataFrame):
@@ -219,6 +218,7 @@ def _join(
         blocks.append(JoinBlock(timed, entities.height, {}))
     with offline_store.duckdb_connection() as connection:
         connection.execute("SET TimeZone = 'UTC'")
+        connection.execute("SET enable_progress_bar = false")
         temporary = tempfile.mkdtemp(prefix="feature_store_join_")
         try:
             connection.execute(f"SET temp_directory = '{temporary}'")
@@ -275,6 +275,17 @@ def _join_block(
     finally:
         connection.unregister("entities")
     return pl.DataFrame(values)
+
+
+def _in_row_order(blocks: Iterator[pl.DataFrame]) -> pl.DataFrame:
+    """Return the blocks' feature columns in entity row order, putting one column in order at a time."""
+    parts = list(blocks)
+    if len(parts) == 1:
+        return parts[0].drop(ROW)
+    order = pl.concat([part.get_column(ROW) for part in parts]).arg_sort()
+    pieces = {name: [part.get_column(name) for part in parts] for name in parts[0].columns if name != ROW}
+    del parts
+    return pl.DataFrame([pl.concat(pieces.pop(name)).gather(order) for name in list(pieces)])
 
 
 def _views(resolved: ResolvedFeatures) -> Iterator[tuple[FeatureView, str]]:
