@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 
 import polars as pl
 
-from resources.offline_store import OfflineStore
+from resources.offline_store import UNIQUE_EVENT_TIMES, OfflineStore
 
 PredicateFor = Callable[[pl.Schema], pl.Expr | None]
 
@@ -73,7 +73,8 @@ def rewrite_without(store: OfflineStore, path: str, predicate_for: PredicateFor)
     kept = frame.filter(~predicate)
     removed = frame.height - kept.height
     if removed:
-        store.write_file(path, kept)
+        metadata = pl.read_parquet_metadata(path, storage_options=store.storage_options)
+        store.write_file(path, kept, {k: v for k, v in metadata.items() if k == UNIQUE_EVENT_TIMES})
     return removed, kept.height
 
 

@@ -24,6 +24,8 @@ PARTITION_FILE = "data.parquet"
 QUARANTINE_FOLDER = "quarantine"
 PUSHED_FOLDER = "pushed"
 MAX_SINGLE_PUT_BYTES = 5 * 1024**3
+UNIQUE_EVENT_TIMES = "feature_store.unique_event_times"
+"""Parquet key-value metadata of a partition: "true" when no two of its rows share join keys and event time."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class PartitionSize:
     path: str
     rows: int
     column_bytes: dict[str, int]
+    unique_event_times: bool
 
 
 class OfflineStore(ConfigurableResource):
@@ -139,8 +142,14 @@ class OfflineStore(ConfigurableResource):
         return posixpath.join(self.view_root(view), QUARANTINE_FOLDER, f"date={day.isoformat()}", PARTITION_FILE)
 
     def write_partition(self, view: FeatureView, day: date, frame: pl.DataFrame) -> str:
-        """Replace one partition with `frame` atomically and drop its quarantined copy, if any (a promotion)."""
-        path = self.write_file(self.partition_path(view, day), frame)
+        """Replace one partition with `frame` atomically and drop its quarantined copy, if any (a promotion).
+
+        The file records whether its rows' (join keys, event time) are unique, which lets joins order rows by event
+        time alone.
+        """
+        identities = frame.select(pl.struct(*view.join_keys, "event_timestamp").n_unique()).item() if len(frame) else 0
+        unique = "true" if identities == frame.height else "false"
+        path = self.write_file(self.partition_path(view, day), frame, {UNIQUE_EVENT_TIMES: unique})
         quarantined = self.quarantine_path(view, day)
         if self.filesystem.exists(quarantined):
             self.filesystem.rm(posixpath.dirname(quarantined), recursive=True)
@@ -199,14 +208,20 @@ class OfflineStore(ConfigurableResource):
                 "sum(total_uncompressed_size)::BIGINT FROM parquet_metadata($files) GROUP BY ALL",
                 params={"files": files},
             ).fetchall()
+            unique = connection.sql(
+                "SELECT file_name FROM parquet_kv_metadata($files) "
+                "WHERE key::VARCHAR = $key AND value::VARCHAR = 'true'",
+                params={"files": files, "key": UNIQUE_EVENT_TIMES},
+            ).fetchall()
         by_file: dict[str, tuple[int, dict[str, int]]] = {}
         for file_name, column, rows, size in footers:
-            by_file.setdefault(file_name, (rows, {}))[1][column] = size
+            by_file.setdefault(file_name.removeprefix("s3://"), (rows, {}))[1][column] = size
+        unique_files = {file_name.removeprefix("s3://") for (file_name,) in unique}
         sizes = []
         for path in files:
-            rows, column_bytes = by_file.get(path, by_file.get(path.removeprefix("s3://"), (0, {})))
+            rows, column_bytes = by_file.get(path.removeprefix("s3://"), (0, {}))
             day = date.fromisoformat(posixpath.basename(posixpath.dirname(path))[5:])
-            sizes.append(PartitionSize(day, path, rows, column_bytes))
+            sizes.append(PartitionSize(day, path, rows, column_bytes, path.removeprefix("s3://") in unique_files))
         return sizes
 
     def read_partition(self, view: FeatureView, day: date) -> pl.DataFrame:
@@ -236,22 +251,24 @@ class OfflineStore(ConfigurableResource):
         low, high = (_literal_for(dtype, moment) for moment in (start, end))
         return frame.filter((pl.col(column) >= low) & (pl.col(column) < high))
 
-    def write_file(self, path: str, frame: pl.DataFrame) -> str:
+    def write_file(self, path: str, frame: pl.DataFrame, metadata: dict[str, str] | None = None) -> str:
         """Write `frame` as one Parquet file at `path` (relative paths go under the root), replacing it atomically.
+
+        `metadata` goes into the file's key-value metadata.
 
         Locally the file is written aside and renamed over the target; on S3 it is one PUT, which is atomic.
         """
         full = self.resolve(path)
         if self.is_s3:
             buffer = io.BytesIO()
-            frame.write_parquet(buffer, statistics=True)
+            frame.write_parquet(buffer, statistics=True, metadata=metadata)
             self.filesystem.pipe_file(full, buffer.getvalue(), chunksize=MAX_SINGLE_PUT_BYTES)
             return full
         folder = os.path.dirname(full)
         os.makedirs(folder, exist_ok=True)
         staging = os.path.join(folder, f".{os.path.basename(full)}.{uuid.uuid4().hex}.tmp")
         try:
-            frame.write_parquet(staging, statistics=True)
+            frame.write_parquet(staging, statistics=True, metadata=metadata)
             os.replace(staging, full)
         finally:
             if os.path.exists(staging):

@@ -302,6 +302,47 @@ def test_joining_on_row_positions_and_reading_features_after_matches_the_oracle(
         assert_frame_equal(result.drop(entity_df.columns), expected)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_partitions_with_unique_event_times_are_joined_on_event_time_alone(tmp_path, monkeypatch, seed):
+    monkeypatch.setattr(join_plan, "LATE_FETCH_BYTES", 0 if seed % 2 else join_plan.LATE_FETCH_BYTES)
+    _, scenario_rows, entity_rows, times = _scenario(500 + seed, OfflineStore(root=str(tmp_path / "scenario")))
+    store = OfflineStore(root=str(tmp_path / "store"))
+    view_rows = {}
+    for view in VIEWS:
+        firsts = {}
+        for row in scenario_rows[view.name]:
+            firsts.setdefault((*(row[k] for k in view.join_keys), row["event_timestamp"]), row)
+        view_rows[view.name] = list(firsts.values())
+        _write_view(store, view, view_rows[view.name])
+        assert all(size.unique_event_times for size in store.partition_sizes(view))
+    entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
+        _time_column("event_timestamp", times, "ns", "UTC")
+    )
+    for as_of in ("event", "available"):
+        result = get_historical_features(
+            entity_df,
+            ALL_FEATURES,
+            repository=REPOSITORY,
+            offline_store=store,
+            full_feature_names=True,
+            as_of=as_of,
+            memory_budget="16KiB" if seed > 1 else "2GiB",
+        )
+        expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
+        assert_frame_equal(result.drop(entity_df.columns), expected)
+
+
+def test_partitions_with_shared_event_times_say_so(tmp_path):
+    store = OfflineStore(root=str(tmp_path))
+    _, view_rows, _, _ = _scenario(600, store)
+    rows = view_rows[DRIVER_STATS.name]
+    identities = [(row["driver_id"], row["event_timestamp"]) for row in rows]
+    shared_days = {event.date() for key, event in identities if identities.count((key, event)) > 1}
+    assert shared_days
+    for size in store.partition_sizes(DRIVER_STATS):
+        assert size.unique_event_times == (size.day not in shared_days)
+
+
 def _one_view_store(tmp_path, rows: list[dict], view: FeatureView = DRIVER_STATS) -> OfflineStore:
     store = OfflineStore(root=str(tmp_path))
     _write_view(store, view, rows)

@@ -11,6 +11,7 @@ AsOf = Literal["event", "available"]
 
 _ORDER = "__o"
 _AVAILABLE = "__available"
+_EVENT = "epoch_us(event_timestamp)"
 _FILE = "__file"
 _FILE_ROW = "__file_row"
 _ONE_MICROSECOND = timedelta(microseconds=1)
@@ -23,12 +24,14 @@ _VIEW_ORDER = (
 @dataclass(frozen=True)
 class QuerySlice:
     """The part of a join one query does: view rows with event time in `[low, high]` (no lower bound when `low` is
-    None) and, when `buckets` > 1, only entities whose join-key hash falls in `bucket`."""
+    None) and, when `buckets` > 1, only entities whose join-key hash falls in `bucket`. `unique_event_times`: no
+    two of the rows share join keys and event time, so the event time alone orders them."""
 
     low: int | None
     high: int
     buckets: int = 1
     bucket: int = 0
+    unique_event_times: bool = False
 
 
 def reach(view: FeatureView) -> timedelta | None:
@@ -54,7 +57,9 @@ def view_query(
     `available`: a row can be seen from max(event, created) on. Keeping only rows whose (event, created) beats
     every row available no later than them leaves, per key, a sequence where the last row available at T is the
     best row available at T, so an ASOF on the availability time finds it.
-    Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check. Leaving out
+    Either way the packed value carries the matched row's event time (high 64 bits) for the ttl check. When the
+    slice's rows have unique event times per key, the event time alone (a BIGINT, a third faster to join) orders
+    them the same way. Leaving out
     rows older than the slice's `low` (its first entity time minus the reach) changes no answer: such a row is
     older than the ttl allows at every entity time of the slice, and it never outranks a row that is kept.
     With `late_fetch` (wide views) the ASOF carries only each row's file and row number, and the features of the
@@ -76,16 +81,21 @@ def view_query(
         entity_filter = f" WHERE {hashed}"
         parameters.update(buckets=part.buckets, bucket=part.bucket)
     rows = f"{_scan(late_fetch)} WHERE {' AND '.join(conditions)}"
-    if as_of == "event":
+    view_order = _EVENT if part.unique_event_times else _VIEW_ORDER
+    if as_of == "event" and part.unique_event_times:
+        entity_rows = f"(SELECT * FROM entities{entity_filter})"
+        view_rows = f"SELECT {selected}, {view_order} AS {_ORDER} FROM {rows}"
+        condition = f"e.{TIME} >= v.{_ORDER}"
+    elif as_of == "event":
         entity_rows = f"(SELECT *, (({TIME} + 1)::HUGEINT << 64) AS {_ORDER} FROM entities{entity_filter})"
-        view_rows = f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER} FROM {rows}"
+        view_rows = f"SELECT {selected}, {view_order} AS {_ORDER} FROM {rows}"
         condition = f"e.{_ORDER} > v.{_ORDER}"
     else:
         partition = f"PARTITION BY {', '.join(_quote(k) for k in keys)} " if keys else ""
         entity_rows = f"(SELECT * FROM entities{entity_filter})"
         view_rows = (
             f"SELECT {selected}, {_ORDER}, {_AVAILABLE} FROM ("
-            f"SELECT {selected}, {_VIEW_ORDER} AS {_ORDER}, "
+            f"SELECT {selected}, {view_order} AS {_ORDER}, "
             f"greatest(epoch_us(event_timestamp), epoch_us(created_timestamp)) AS {_AVAILABLE} "
             f"FROM {rows}) "
             f"QUALIFY {_ORDER} = max({_ORDER}) OVER ({partition}ORDER BY {_AVAILABLE} "
@@ -94,11 +104,11 @@ def view_query(
         condition = f"e.{TIME} >= v.{_AVAILABLE}"
     matched = f"FROM {entity_rows} e ASOF LEFT JOIN ({view_rows}) v ON {' AND '.join([*equalities, condition])}"
     if not late_fetch:
-        outputs = _outputs(view, features, "v", f"v.{_ORDER}", f"e.{ceiling}")
+        outputs = _outputs(view, features, "v", _event_of(f"v.{_ORDER}", part), f"e.{ceiling}")
         return f"SELECT e.{ROW}, {outputs} {matched} ORDER BY e.{ROW}", parameters
     fetched = ", ".join(_quote(f) for f in features)
     sql = (
-        f"SELECT m.{ROW}, {_outputs(view, features, 'w', f'm.{_ORDER}', f'm.{ceiling}')} FROM ("
+        f"SELECT m.{ROW}, {_outputs(view, features, 'w', _event_of(f'm.{_ORDER}', part), f'm.{ceiling}')} FROM ("
         f"SELECT e.{ROW}, e.{ceiling}, v.{_FILE}, v.{_FILE_ROW}, v.{_ORDER} {matched}) m "
         f"LEFT JOIN (SELECT {_FILE}, {_FILE_ROW}, {fetched} FROM {_scan(True)}) w "
         f"ON m.{_FILE} = w.{_FILE} AND m.{_FILE_ROW} = w.{_FILE_ROW} ORDER BY m.{ROW}"
@@ -116,8 +126,13 @@ def _scan(numbered: bool) -> str:
     )
 
 
-def _outputs(view: FeatureView, features: dict[str, str], values: str, order: str, ceiling: str) -> str:
-    """Return each feature's output column from `values`, null when the matched row's packed `order` is older than
+def _event_of(order: str, part: QuerySlice) -> str:
+    """Return the matched row's event time (epoch micros) from its order column."""
+    return order if part.unique_event_times else f"({order} >> 64)::BIGINT"
+
+
+def _outputs(view: FeatureView, features: dict[str, str], values: str, event: str, ceiling: str) -> str:
+    """Return each feature's output column from `values`, null when the matched row's `event` time is older than
     the reach before the entity time's `ceiling`."""
     limit = reach(view)
     outputs = []
@@ -125,7 +140,7 @@ def _outputs(view: FeatureView, features: dict[str, str], values: str, order: st
         value = f"{values}.{_quote(feature)}"
         if limit is not None:
             ttl = limit // _ONE_MICROSECOND
-            value = f"CASE WHEN ({order} >> 64)::BIGINT >= {ceiling} - {ttl} THEN {value} END"
+            value = f"CASE WHEN {event} >= {ceiling} - {ttl} THEN {value} END"
         outputs.append(f"{value} AS {_quote(name)}")
     return ", ".join(outputs)
 

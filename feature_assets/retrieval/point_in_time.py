@@ -255,7 +255,8 @@ def _join_block(
             if view.streaming and as_of == "available" and first is not None and last is not None:
                 values.extend(_served_columns(view, view_columns, entities, offline_store, first, last))
                 continue
-            files = _files_for(sizes[key], view, first, last)
+            slice_sizes = _sizes_for(sizes[key], view, first, last)
+            files = [s.path for s in slice_sizes]
             if not files:
                 values.extend(
                     pl.repeat(None, entities.height, dtype=c.dtype, eager=True).alias(c.name) for c in view_columns
@@ -267,7 +268,7 @@ def _join_block(
             features = {c.feature: c.name for c in view_columns}
             parts = []
             for bucket in range(buckets):
-                part = QuerySlice(low, last, buckets, bucket)
+                part = QuerySlice(low, last, buckets, bucket, all(s.unique_event_times for s in slice_sizes))
                 sql, parameters = view_query(view, features, as_of, ceiling, part, volumes[key].late_fetch)
                 parts.append(connection.sql(sql, params={"files": files, **parameters}).pl())
             frame = parts[0] if buckets == 1 else pl.concat(parts).sort(ROW)
@@ -381,11 +382,13 @@ def _partition_sizes(
     return offline_store.partition_sizes(view, start, (_EPOCH + timedelta(microseconds=last)).date())
 
 
-def _files_for(sizes: Sequence[PartitionSize], view: FeatureView, first: int | None, last: int | None) -> list[str]:
-    """Return the files among `sizes` that can hold a match for entity times in [first, last] (epoch micros)."""
+def _sizes_for(
+    sizes: Sequence[PartitionSize], view: FeatureView, first: int | None, last: int | None
+) -> list[PartitionSize]:
+    """Return the partitions among `sizes` that can hold a match for entity times in [first, last] (epoch micros)."""
     if first is None or last is None:
         return []
     limit = reach(view)
     start = None if limit is None else (_EPOCH + timedelta(microseconds=first) - limit).date()
     end = (_EPOCH + timedelta(microseconds=last)).date()
-    return [s.path for s in sizes if (start is None or s.day >= start) and s.day <= end]
+    return [s for s in sizes if (start is None or s.day >= start) and s.day <= end]
