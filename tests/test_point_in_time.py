@@ -246,15 +246,18 @@ def test_pandas_entity_frame_with_nanosecond_aware_times_matches_the_oracle(tmp_
     pd.testing.assert_frame_equal(result.drop(columns=entity_df.columns), expected)
 
 
-@pytest.mark.parametrize("budget", ["6KiB", "48KiB"])
-def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
-    store = OfflineStore(root=str(tmp_path))
-    _, view_rows, entity_rows, times = _scenario(200, store)
-    entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
-        _time_column("event_timestamp", times, "ns", "America/New_York")
-    )
+def _assert_budgeted_joins_match_the_oracle(
+    store: OfflineStore,
+    entity_df: pl.DataFrame,
+    entity_rows: list[dict],
+    times: list[int | None],
+    view_rows: dict[str, list[dict]],
+    budget: str,
+) -> dict[str, pl.DataFrame]:
+    """Join every feature in both modes within `budget`, check each against the oracle, return them by mode."""
+    results = {}
     for as_of in ("event", "available"):
-        result = get_historical_features(
+        results[as_of] = get_historical_features(
             entity_df,
             ALL_FEATURES,
             repository=REPOSITORY,
@@ -264,7 +267,19 @@ def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
             memory_budget=budget,
         )
         expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
-        assert_frame_equal(result.drop(entity_df.columns), expected)
+        assert_frame_equal(results[as_of].drop(entity_df.columns), expected)
+    return results
+
+
+@pytest.mark.parametrize("budget", ["6KiB", "48KiB"])
+def test_joins_planned_in_small_budgets_give_the_same_answer(tmp_path, budget):
+    store = OfflineStore(root=str(tmp_path))
+    _, view_rows, entity_rows, times = _scenario(200, store)
+    entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
+        _time_column("event_timestamp", times, "ns", "America/New_York")
+    )
+    results = _assert_budgeted_joins_match_the_oracle(store, entity_df, entity_rows, times, view_rows, budget)
+    for as_of, result in results.items():
         written = get_historical_features(
             entity_df,
             ALL_FEATURES,
@@ -288,18 +303,8 @@ def test_joining_on_row_positions_and_reading_features_after_matches_the_oracle(
     entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
         _time_column("event_timestamp", times, unit, time_zone)
     )
-    for as_of in ("event", "available"):
-        result = get_historical_features(
-            entity_df,
-            ALL_FEATURES,
-            repository=REPOSITORY,
-            offline_store=store,
-            full_feature_names=True,
-            as_of=as_of,
-            memory_budget="16KiB" if seed % 2 else "2GiB",
-        )
-        expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
-        assert_frame_equal(result.drop(entity_df.columns), expected)
+    budget = "16KiB" if seed % 2 else "2GiB"
+    _assert_budgeted_joins_match_the_oracle(store, entity_df, entity_rows, times, view_rows, budget)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -318,18 +323,8 @@ def test_partitions_with_unique_event_times_are_joined_on_event_time_alone(tmp_p
     entity_df = pl.DataFrame(entity_rows, schema={"driver_id": pl.Int64, "customer_id": pl.String}).with_columns(
         _time_column("event_timestamp", times, "ns", "UTC")
     )
-    for as_of in ("event", "available"):
-        result = get_historical_features(
-            entity_df,
-            ALL_FEATURES,
-            repository=REPOSITORY,
-            offline_store=store,
-            full_feature_names=True,
-            as_of=as_of,
-            memory_budget="16KiB" if seed > 1 else "2GiB",
-        )
-        expected = _oracle(entity_rows, times, view_rows, ALL_FEATURES, True, as_of)
-        assert_frame_equal(result.drop(entity_df.columns), expected)
+    budget = "16KiB" if seed > 1 else "2GiB"
+    _assert_budgeted_joins_match_the_oracle(store, entity_df, entity_rows, times, view_rows, budget)
 
 
 def test_partitions_with_shared_event_times_say_so(tmp_path):
