@@ -11,7 +11,7 @@ entity row matches the same rows.
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 import polars as pl
@@ -21,6 +21,7 @@ from feature_assets.retrieval.asof_query import reach
 from resources.offline_store import PartitionSize
 
 DAY_US = 86_400_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 JOIN_ROW_OVERHEAD = 2.0
 """How much memory a row takes in DuckDB's ASOF join (sorted and partitioned), relative to its column widths."""
 ORDER_BYTES = 16
@@ -148,3 +149,20 @@ def plan_join(
         blocks.append(JoinBlock(start, stop, buckets))
         start = stop
     return blocks
+
+
+def sizes_for(
+    sizes: Sequence[PartitionSize], view: FeatureView, first: int | None, last: int | None
+) -> list[PartitionSize]:
+    """Return the partitions among `sizes` that can hold a match for entity times in [first, last] (epoch micros)."""
+    if first is None or last is None:
+        return []
+    start, end = matchable_days(view, first, last)
+    return [s for s in sizes if (start is None or s.day >= start) and s.day <= end]
+
+
+def matchable_days(view: FeatureView, first: int, last: int) -> tuple[date | None, date]:
+    """Return the first (None: every earlier day) and last partition day a match for times in [first, last] is in."""
+    limit = reach(view)
+    start = None if limit is None else (EPOCH + timedelta(microseconds=first) - limit).date()
+    return start, (EPOCH + timedelta(microseconds=last)).date()

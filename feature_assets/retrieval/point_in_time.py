@@ -6,7 +6,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Literal, get_args
 
 import duckdb
@@ -24,12 +24,20 @@ from feature_assets.language.on_demand import OnDemandFeatureView
 from feature_assets.language.repository import FeatureRepository, ResolvedFeatures
 from feature_assets.retrieval.asof_query import AsOf, QuerySlice, reach, view_query
 from feature_assets.retrieval.entity_rows import ROW, TIME, TIME_CEIL, EntityInput, join_input, read_entity_frame
-from feature_assets.retrieval.join_plan import JoinBlock, ViewVolume, column_width, plan_join, view_volume
+from feature_assets.retrieval.join_plan import (
+    EPOCH,
+    JoinBlock,
+    ViewVolume,
+    column_width,
+    matchable_days,
+    plan_join,
+    sizes_for,
+    view_volume,
+)
 from resources.offline_store import OfflineStore, PartitionSize
 
 OutputFormat = Literal["polars", "pandas"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MERGE_ROW_GROUP = 65_536
 """Rows per row group of the blocks written aside for `output_path`, so each merged range reads little else."""
 _ENTITY_ROW_OVERHEAD = 3.0
@@ -86,7 +94,7 @@ def get_historical_features(
     frame = read_entity_frame(entity_df, offline_store)
     columns = _output_columns(resolved, full_feature_names, frame.columns)
     entities = join_input(frame, resolved.views, timestamp_column)
-    held = 0 if output_path is not None else entities.height * sum(column_width(c.dtype, 16) for c in columns)
+    held = 0 if output_path is not None else entities.height * _output_row_bytes(columns)
     blocks = _join(entities, resolved, columns, offline_store, as_of, max(budget // 4, budget - held))
     if output_path is not None:
         return _write_blocks(
@@ -255,7 +263,7 @@ def _join_block(
             if view.streaming and as_of == "available" and first is not None and last is not None:
                 values.extend(_served_columns(view, view_columns, entities, offline_store, first, last))
                 continue
-            slice_sizes = _sizes_for(sizes[key], view, first, last)
+            slice_sizes = sizes_for(sizes[key], view, first, last)
             files = [s.path for s in slice_sizes]
             if not files:
                 values.extend(
@@ -296,9 +304,13 @@ def _views(resolved: ResolvedFeatures) -> Iterator[tuple[FeatureView, str]]:
 
 def _entity_row_bytes(entities: pl.DataFrame, columns: Sequence[_OutputColumn]) -> float:
     """Return the estimated memory one entity row takes through a block: its join columns and its feature values."""
-    widths = sum(column_width(dtype, 16) for dtype in entities.schema.values()) + 16
-    widths += sum(column_width(c.dtype, 16) for c in columns)
+    widths = sum(column_width(dtype, 16) for dtype in entities.schema.values()) + 16 + _output_row_bytes(columns)
     return widths * _ENTITY_ROW_OVERHEAD
+
+
+def _output_row_bytes(columns: Sequence[_OutputColumn]) -> float:
+    """Return the bytes one result row's feature values take."""
+    return sum(column_width(c.dtype, 16) for c in columns)
 
 
 def _write_blocks(
@@ -364,8 +376,8 @@ def _served_columns(
     last: int,
 ) -> list[pl.Series]:
     """Return a streaming view's columns as its stream workers served them at each entity row's time."""
-    start = _EPOCH + timedelta(microseconds=first) - view.lookback - view.step
-    end = _EPOCH + timedelta(microseconds=last) + view.step
+    start = EPOCH + timedelta(microseconds=first) - view.lookback - view.step
+    end = EPOCH + timedelta(microseconds=last) + view.step
     requests = entities.select(ROW, *view.join_keys, TIME)
     served = served_values(view, stream_events(view, offline_store, start, end), requests, ROW, TIME)
     return [served.get_column(c.feature).alias(c.name).cast(c.dtype) for c in columns]
@@ -377,18 +389,4 @@ def _partition_sizes(
     """Return the sizes of the view's partitions that can hold a match for entity times in [first, last]."""
     if first is None or last is None:
         return []
-    limit = reach(view)
-    start = None if limit is None else (_EPOCH + timedelta(microseconds=first) - limit).date()
-    return offline_store.partition_sizes(view, start, (_EPOCH + timedelta(microseconds=last)).date())
-
-
-def _sizes_for(
-    sizes: Sequence[PartitionSize], view: FeatureView, first: int | None, last: int | None
-) -> list[PartitionSize]:
-    """Return the partitions among `sizes` that can hold a match for entity times in [first, last] (epoch micros)."""
-    if first is None or last is None:
-        return []
-    limit = reach(view)
-    start = None if limit is None else (_EPOCH + timedelta(microseconds=first) - limit).date()
-    end = (_EPOCH + timedelta(microseconds=last)).date()
-    return [s for s in sizes if (start is None or s.day >= start) and s.day <= end]
+    return offline_store.partition_sizes(view, *matchable_days(view, first, last))
