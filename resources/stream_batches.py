@@ -1,16 +1,18 @@
 """Batches of stream entries folded into per-entity, per-bucket partial aggregates: the apply script's arguments.
 
-A worker parses each entry once, here: malformed entries are left out (they stay pending and reach the dead-letter
-stream after too many deliveries), late ones are only counted, and the others are folded into one delta per
-(entity, bucket): events, newest event time and, per column, count, sum, min, max and last (event, arrival, value).
-The apply script merges the deltas into the stored tiles only if every entry of the batch is still pending, and
-acknowledges them in the same step.
+A worker parses each batch once, here, with NumPy: malformed entries are left out (they stay pending and reach the
+dead-letter stream after too many deliveries), late ones are only counted, and the others are folded into one delta
+per (entity, bucket): events, newest event time and, per column, count, sum, min, max and last (event, arrival,
+value). The deltas travel as packed little-endian doubles (NaN where there is no value), the layout of a tile
+record with the bucket and its event count in front (see `resources.stream_keys`). The apply script merges them
+into the stored tiles only if every entry of the batch is still pending, and acknowledges them in the same step.
 """
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+
+import numpy as np
 
 from feature_assets.language.feature_view import FeatureView
 from resources.stream_keys import column_kinds
@@ -37,6 +39,11 @@ class StreamSpec:
             tuple((name.encode(), tuple(kinds[name])) for name in view.stream_columns),
         )
 
+    @property
+    def fields(self) -> list[bytes]:
+        """Return the entry fields a fold reads, in the order producers write them: key, times, columns."""
+        return [b"k", b"t", b"a", *(name for name, _ in self.columns)]
+
 
 @dataclass
 class Fold:
@@ -49,100 +56,172 @@ class Fold:
 
 
 def fold_entries(spec: StreamSpec, entries: Sequence[Entry]) -> Fold:
-    """Fold one partition's entries (ascending IDs, fields as a flat list or a mapping; None when deleted)."""
-    step, lateness = spec.step_us, spec.lateness_us
-    names = [name for name, _ in spec.columns]
-    numeric = [len(kinds) > 1 for _, kinds in spec.columns]
-    ids: list[bytes] = []
-    invalid: list[bytes] = []
-    late = missing = 0
-    newest_event = -1
-    # entity key -> [arrival step, arrival, {bucket: [events, newest, per column [count, sum, min, max, last]]}]
-    entities: dict[str, list] = {}
+    """Fold one partition's entries (ascending IDs, fields as a flat list or a mapping; None when deleted).
+
+    The arguments are: late, invalid and missing counts, the newest event time ('' when none), the entity count,
+    the entities' packed headers (arrival step, arrival, bucket count), the buckets' packed deltas, then the
+    entity keys.
+    """
+    fields = spec.fields
+    ids, rows = [], []
+    missing = 0
     for entry_id, raw in entries:
         if raw is None:
-            ids.append(entry_id)
             missing += 1
             continue
-        fields = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
-        try:
-            key = fields[b"k"].decode()
-            event = int(fields[b"t"])
-            stamped = fields.get(b"a")
-            arrival = int(stamped) if stamped is not None else int(entry_id.split(b"-")[0]) * 1000
-            values = [fields.get(name) or None for name in names]
-            for index, value in enumerate(values):
-                if value is not None and numeric[index]:
-                    number = float(value)
-                    if not math.isfinite(number):
-                        raise ValueError(value)
-                    values[index] = number
-        except (KeyError, ValueError, UnicodeDecodeError):
-            invalid.append(entry_id)
-            continue
-        if not key:
-            invalid.append(entry_id)
-            continue
         ids.append(entry_id)
-        if arrival - event > lateness:
-            late += 1
-            continue
-        arrival_step = arrival // step
-        entity = entities.get(key)
-        if entity is None:
-            entity = entities[key] = [arrival_step, arrival, {}]
+        if raw.__class__ is list and raw[::2] == fields:
+            rows.append(raw[1::2])
         else:
-            if arrival_step > entity[0]:
-                entity[0] = arrival_step
-            if arrival > entity[1]:
-                entity[1] = arrival
-        index = -(-event // step)
-        bucket = entity[2].get(index)
-        if bucket is None:
-            bucket = entity[2][index] = [0, event, [[0, 0.0, None, None, None] for _ in names]]
-        bucket[0] += 1
-        if event > bucket[1]:
-            bucket[1] = event
-        if event > newest_event:
-            newest_event = event
-        for partial, value in zip(bucket[2], values, strict=True):
-            if value is None:
-                continue
-            partial[0] += 1
-            if value.__class__ is float:
-                partial[1] += value
-                if partial[2] is None or value < partial[2]:
-                    partial[2] = value
-                if partial[3] is None or value > partial[3]:
-                    partial[3] = value
-                candidate = (event, arrival, value)
-                if partial[4] is None or candidate > partial[4]:
-                    partial[4] = candidate
-    arguments: list[bytes | str | int] = [late, len(invalid), missing, "" if newest_event < 0 else newest_event]
-    arguments.append(len(entities))
-    for key, (arrival_step, arrival, buckets) in entities.items():
-        arguments += [key, arrival_step, arrival, len(buckets)]
-        for index, (events, newest, partials) in buckets.items():
-            arguments += [index, events, newest]
-            for (_, kinds), partial in zip(spec.columns, partials, strict=True):
-                arguments += _encode_partial(kinds, partial)
-    return Fold(ids, arguments, invalid, len(ids) - missing)
+            named = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
+            rows.append([named.get(name) for name in fields])
+    batch = _Batch.parse(spec, ids, rows)
+    if missing:
+        valid = set(batch.valid_ids)
+        acknowledged = [entry_id for entry_id, raw in entries if raw is None or entry_id in valid]
+    else:
+        acknowledged = batch.valid_ids
+    heads, records, keys, newest = batch.fold(spec)
+    arguments: list[bytes | str | int] = [batch.late, len(batch.invalid), missing, newest, len(keys), heads, records]
+    return Fold(acknowledged, [*arguments, *keys], batch.invalid, len(batch.valid_ids))
 
 
-def _encode_partial(kinds: tuple[str, ...], partial: list) -> list[bytes | str | int]:
-    """Return one column's delta: its count, then per kept partial its value ('' when no value), last as 3 args."""
-    count, total, low, high, last = partial
-    encoded: list[bytes | str | int] = [count]
-    for kind in kinds[1:]:
-        if kind == "l":
-            encoded += [last[0], last[1], repr(last[2])] if last is not None else ["", "", ""]
-        elif count == 0:
-            encoded.append("")
-        else:
-            encoded.append(repr(total if kind == "s" else low if kind == "n" else high))
-    return encoded
+@dataclass
+class _Batch:
+    """A batch's well-formed entries as arrays: entity keys, event and arrival times (µs), values (NaN: null)."""
+
+    valid_ids: list[bytes]
+    invalid: list[bytes]
+    late: int
+    keys: list[bytes]
+    event: np.ndarray
+    arrival: np.ndarray
+    values: list[np.ndarray]
+
+    @classmethod
+    def parse(cls, spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]]) -> "_Batch":
+        """Parse the rows (k, t, a, columns); rows whose key, times or numbers do not parse are invalid."""
+        if not rows:
+            empty = np.empty(0, dtype=np.int64)
+            return cls([], [], 0, [], empty, empty, [np.empty(0) for _ in spec.columns])
+        columns = list(zip(*rows, strict=True))
+        keys, event_text, arrival_text = columns[0], columns[1], columns[2]
+        good = np.fromiter((_valid_key(key) for key in keys), dtype=bool, count=len(rows))
+        event = _integers(event_text, good)
+        stamped = zip(arrival_text, ids, strict=True)
+        arrival = _integers([a if a is not None else i.split(b"-")[0] + b"000" for a, i in stamped], good)
+        values = []
+        for (_, kinds), text in zip(spec.columns, columns[3:], strict=True):
+            given = np.fromiter(map(bool, text), dtype=bool, count=len(rows))
+            if len(kinds) > 1:
+                numbers = _floats([value or b"nan" for value in text], given, good)
+            else:
+                numbers = np.where(given, 1.0, np.nan)
+            values.append(numbers)
+        invalid = [entry_id for entry_id, ok in zip(ids, good.tolist(), strict=True) if not ok]
+        if invalid:
+            keep = good.nonzero()[0]
+            ids = [ids[i] for i in keep.tolist()]
+            keys = [keys[i] for i in keep.tolist()]
+            event, arrival, values = event[keep], arrival[keep], [v[keep] for v in values]
+        on_time = (arrival - event) <= spec.lateness_us
+        late = int(len(on_time) - on_time.sum())
+        if late:
+            keep = on_time.nonzero()[0]
+            keys = [keys[i] for i in keep.tolist()]
+            event, arrival, values = event[keep], arrival[keep], [v[keep] for v in values]
+        return cls(ids, invalid, late, list(keys), event, arrival, values)
+
+    def fold(self, spec: StreamSpec) -> tuple[bytes, bytes, list[bytes], int | str]:
+        """Return the packed entity headers, the packed bucket deltas, the entity keys and the newest event time."""
+        if not self.keys:
+            return b"", b"", [], ""
+        step = spec.step_us
+        index: dict[bytes, int] = {}
+        entity = np.fromiter((index.setdefault(key, len(index)) for key in self.keys), np.int64, len(self.keys))
+        bucket = -(-self.event // step)
+        order = np.lexsort((bucket, entity))
+        entity, bucket, event, arrival = entity[order], bucket[order], self.event[order], self.arrival[order]
+        values = [v[order] for v in self.values]
+        changed = np.empty(len(order), dtype=bool)
+        changed[0] = True
+        changed[1:] = (entity[1:] != entity[:-1]) | (bucket[1:] != bucket[:-1])
+        starts = changed.nonzero()[0]
+        group = np.cumsum(changed) - 1
+        events = np.diff(np.append(starts, len(order)))
+        record = [bucket[starts], events, np.maximum.reduceat(event, starts)]
+        for (_, kinds), value in zip(spec.columns, values, strict=True):
+            given = ~np.isnan(value)
+            count = np.add.reduceat(given.astype(np.int64), starts)
+            record.append(count)
+            empty = count == 0
+            for kind in kinds[1:]:
+                if kind == "s":
+                    record.append(np.where(empty, np.nan, np.add.reduceat(np.where(given, value, 0.0), starts)))
+                elif kind == "n":
+                    record.append(np.where(empty, np.nan, np.minimum.reduceat(np.where(given, value, np.inf), starts)))
+                elif kind == "x":
+                    record.append(np.where(empty, np.nan, np.maximum.reduceat(np.where(given, value, -np.inf), starts)))
+                else:
+                    greatest = np.lexsort((np.nan_to_num(value), arrival, event, given, group))
+                    last = greatest[np.append(starts[1:], len(order)) - 1]
+                    for part in (event, arrival, value):
+                        record.append(np.where(empty, np.nan, part[last]))
+        entity_starts = np.flatnonzero(np.append(True, entity[1:] != entity[:-1]))
+        heads = [
+            np.maximum.reduceat(arrival // step, entity_starts),
+            np.maximum.reduceat(arrival, entity_starts),
+            np.add.reduceat(changed.astype(np.int64), entity_starts),
+        ]
+        keys = list(index)
+        return _packed(heads), _packed(record), [keys[i] for i in entity[entity_starts].tolist()], int(event.max())
+
+
+def _valid_key(key: bytes | None) -> bool:
+    """Return whether an entity key is given, non-empty and UTF-8."""
+    if not key:
+        return False
+    try:
+        key.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _integers(texts: Sequence[bytes | None], good: np.ndarray) -> np.ndarray:
+    """Parse decimal integers (µs times); an entry whose text does not parse is marked not good."""
+    try:
+        return np.array(texts, dtype=np.bytes_).astype(np.int64)
+    except (ValueError, TypeError, OverflowError):
+        parsed = np.zeros(len(texts), dtype=np.int64)
+        for i, text in enumerate(texts):
+            try:
+                parsed[i] = int(text)
+            except (ValueError, TypeError, OverflowError):
+                good[i] = False
+        return parsed
+
+
+def _floats(texts: list[bytes], given: np.ndarray, good: np.ndarray) -> np.ndarray:
+    """Parse decimal numbers ('nan' where no value is given); a given value that is not finite is not good."""
+    try:
+        numbers = np.array(texts, dtype=np.bytes_).astype(np.float64)
+    except ValueError:
+        numbers = np.full(len(texts), np.nan)
+        for i, text in enumerate(texts):
+            try:
+                numbers[i] = float(text)
+            except ValueError:
+                good[i] = False
+    good &= ~given | np.isfinite(numbers)
+    return numbers
+
+
+def _packed(columns: list[np.ndarray]) -> bytes:
+    """Return the columns as rows of little-endian doubles."""
+    return np.column_stack(columns).astype("<f8").tobytes()
 
 
 def delta_width(spec: StreamSpec) -> int:
-    """Return how many arguments one bucket's delta takes: bucket, events, newest, then each column's partials."""
+    """Return how many doubles one bucket's delta takes: bucket, events, newest, then each column's partials."""
     return 3 + sum(1 + sum(3 if kind == "l" else 1 for kind in kinds[1:]) for _, kinds in spec.columns)

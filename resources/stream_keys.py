@@ -13,10 +13,10 @@ An event entry has the fields `k` (the canonical entity key, e.g. `i:42`), `t` (
 empty or absent for null).
 
 Tiles. Time is cut into buckets of the view's step; bucket `b` holds events with event time in
-`((b - 1) * step, b * step]`. A tile hash holds one field per bucket, named `<b>`, packing space-separated: the
-newest event time in the bucket, then per column (sorted) its non-null count and, as its aggregations need them,
-sum, min, max and last (`event arrival value`, the greatest such triple), `-` where there is no value; plus `fa`
-(the latest arrival's bucket), `lo` and `hb` (the lowest and highest bucket held).
+`((b - 1) * step, b * step]`. A tile hash holds one field per bucket, named `<b>`, a record of little-endian
+doubles: the newest event time in the bucket (µs), then per column (sorted) its non-null count and, as its
+aggregations need them, sum, min, max and last (event, arrival, value: the greatest such triple), NaN where there
+is no value; plus `fa` (the latest arrival's bucket), `lo` and `hb` (the lowest and highest bucket held).
 
 Values served at instant t: with F = floor(t / step) and B = ceil(t / step), an aggregation of window w = W steps
 merges buckets F - W < b <= B, i.e. events with event time in (F*step - w, B*step], of those that had arrived (and

@@ -39,6 +39,35 @@ def _token_positions(view: FeatureView) -> dict[tuple[str, str], int]:
     return positions
 
 
+def _merge_statements(view: FeatureView) -> str:
+    """Return Lua statements merging delta record `d` into tile record `t` (positions from `_token_positions`)."""
+    lines = ["if d[3] > t[1] then t[1] = d[3] end"]
+    for (_, kind), p in _token_positions(view).items():
+        q = p + 2
+        if kind == "c":
+            lines.append(f"t[{p}] = t[{p}] + d[{q}]")
+        elif kind == "s":
+            lines.append(f"if d[{q}] == d[{q}] then t[{p}] = (t[{p}] == t[{p}]) and t[{p}] + d[{q}] or d[{q}] end")
+        elif kind in ("n", "x"):
+            better = "<" if kind == "n" else ">"
+            lines.append(f"if d[{q}] {better} t[{p}] or t[{p}] ~= t[{p}] then t[{p}] = d[{q}] end")
+        else:
+            newer = (
+                f"t[{p}] ~= t[{p}] or d[{q}] > t[{p}] or (d[{q}] == t[{p}] and (d[{q + 1}] > t[{p + 1}] or "
+                f"(d[{q + 1}] == t[{p + 1}] and d[{q + 2}] > t[{p + 2}])))"
+            )
+            lines.append(
+                f"if d[{q}] == d[{q}] and ({newer}) then "
+                f"t[{p}], t[{p + 1}], t[{p + 2}] = d[{q}], d[{q + 1}], d[{q + 2}] end"
+            )
+    return "\n  ".join(lines)
+
+
+def tile_width(view: FeatureView) -> int:
+    """Return how many doubles one bucket's tile record takes: newest event time, then each column's partials."""
+    return delta_width(StreamSpec.of(view)) - 2
+
+
 @functools.cache
 def apply_script(view: FeatureView) -> str:
     """Return the Lua script merging a folded batch of one partition stream into its tiles and acknowledging it.
@@ -53,9 +82,10 @@ def apply_script(view: FeatureView) -> str:
     lookback = steps(view.lookback, view.step)
     delta = delta_width(StreamSpec.of(view))
     return f"""
-local call, tonumber, floor, format, gmatch = redis.call, tonumber, math.floor, string.format, string.gmatch
-local STEP, L, DELTA = {step}, {lookback}, {delta}
-local COLUMNS = {_lua_columns(view)}
+local call, tonumber, floor, format = redis.call, tonumber, math.floor, string.format
+local pack, unpack_struct = struct.pack, struct.unpack
+local STEP, L, DELTA, WIDTH = {step}, {lookback}, {delta}, {delta - 2}
+local DELTA_FORMAT, TILE_FORMAT = '<' .. string.rep('d', DELTA), '<' .. string.rep('d', WIDTH)
 local stream, state, group = KEYS[1], KEYS[2], ARGV[1]
 local tiles = string.sub(stream, 1, -8) .. ':t:'
 local n = tonumber(ARGV[3])
@@ -73,65 +103,25 @@ local at = 4 + n
 local late, invalid, missing = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
 local max_event = tonumber(ARGV[at + 3])
 local entity_count = tonumber(ARGV[at + 4])
-at = at + 5
+local heads, records, key_at = ARGV[at + 5], ARGV[at + 6], at + 7
+local head_at, record_at = 1, 1
 local applied, expired = 0, 0
-local function fmt(x) return format('%.17g', x) end
 local function merge(stored, d)
-  local t, i = {{}}, 0
-  if stored then
-    for token in gmatch(stored, '%S+') do i = i + 1; t[i] = token end
-  end
-  local newest = tonumber(ARGV[d + 2])
-  local old = tonumber(t[1])
-  if old ~= nil and old > newest then newest = old end
-  local out = {{format('%d', newest)}}
-  local pos = 2
-  d = d + 3
-  for _, column in ipairs(COLUMNS) do
-    local count = tonumber(ARGV[d])
-    out[pos] = format('%d', (tonumber(t[pos]) or 0) + count)
-    pos, d = pos + 1, d + 1
-    for k = 2, #column.kinds do
-      local kind = column.kinds[k]
-      if kind == 'l' then
-        local le, la, lv = tonumber(t[pos]), tonumber(t[pos + 1]), tonumber(t[pos + 2])
-        local e, a, v = tonumber(ARGV[d]), tonumber(ARGV[d + 1]), tonumber(ARGV[d + 2])
-        if e ~= nil and (le == nil or e > le or (e == le and (a > la or (a == la and v > lv)))) then
-          le, la, lv = e, a, v
-        end
-        if le == nil then
-          out[pos], out[pos + 1], out[pos + 2] = '-', '-', '-'
-        else
-          out[pos], out[pos + 1], out[pos + 2] = format('%d', le), format('%d', la), fmt(lv)
-        end
-        pos, d = pos + 3, d + 3
-      else
-        local o, v = tonumber(t[pos]), tonumber(ARGV[d])
-        local value = v
-        if o ~= nil and v ~= nil then
-          if kind == 's' then value = o + v
-          elseif kind == 'n' then value = math.min(o, v)
-          else value = math.max(o, v) end
-        elseif v == nil then
-          value = o
-        end
-        out[pos] = value == nil and '-' or fmt(value)
-        pos, d = pos + 1, d + 1
-      end
-    end
-  end
-  return table.concat(out, ' ')
+  if not stored then return pack(TILE_FORMAT, unpack(d, 3, DELTA)) end
+  local t = {{unpack_struct(TILE_FORMAT, stored)}}
+  {_merge_statements(view)}
+  return pack(TILE_FORMAT, unpack(t, 1, WIDTH))
 end
-for _ = 1, entity_count do
-  local key, fa, arrival = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-  local bucket_count = tonumber(ARGV[at + 3])
-  at = at + 4
-  local tk = tiles .. key
-  local names, starts = {{'fa', 'lo', 'hb'}}, {{}}
+for e = 1, entity_count do
+  local fa, arrival, bucket_count
+  fa, arrival, bucket_count, head_at = unpack_struct('<ddd', heads, head_at)
+  local tk = tiles .. ARGV[key_at + e - 1]
+  local names, deltas = {{'fa', 'lo', 'hb'}}, {{}}
   for j = 1, bucket_count do
-    starts[j] = at
-    names[3 + j] = ARGV[at]
-    at = at + DELTA
+    local d = {{unpack_struct(DELTA_FORMAT, records, record_at)}}
+    record_at = d[DELTA + 1]
+    deltas[j] = d
+    names[3 + j] = format('%d', d[1])
   end
   local current = call('HMGET', tk, unpack(names))
   local stored_fa = tonumber(current[1])
@@ -147,20 +137,20 @@ for _ = 1, entity_count do
       end
     else
       local dead = {{}}
-      for bucket = lo, cutoff do dead[#dead + 1] = bucket end
+      for bucket = lo, cutoff do dead[#dead + 1] = format('%d', bucket) end
       call('HDEL', tk, unpack(dead))
     end
     lo = cutoff + 1
   end
   local out = {{}}
   for j = 1, bucket_count do
-    local d = starts[j]
-    local b, events = tonumber(ARGV[d]), tonumber(ARGV[d + 1])
+    local d = deltas[j]
+    local b = d[1]
     if b <= cutoff then
-      expired = expired + events
+      expired = expired + d[2]
     else
-      applied = applied + events
-      out[#out + 1] = ARGV[d]
+      applied = applied + d[2]
+      out[#out + 1] = names[3 + j]
       out[#out + 1] = merge(current[3 + j] or nil, d)
       if lo == nil or b < lo then lo = b end
       if hb == nil or b > hb then hb = b end
@@ -168,11 +158,11 @@ for _ = 1, entity_count do
   end
   if #out > 0 then
     out[#out + 1] = 'fa'
-    out[#out + 1] = fa
+    out[#out + 1] = format('%d', fa)
     out[#out + 1] = 'lo'
-    out[#out + 1] = lo
+    out[#out + 1] = format('%d', lo)
     out[#out + 1] = 'hb'
-    out[#out + 1] = hb
+    out[#out + 1] = format('%d', hb)
     call('HSET', tk, unpack(out))
     if hb ~= old_hb then
       local ttl = floor(((hb + L) * STEP - arrival) / 1000) + 1
@@ -226,8 +216,9 @@ def read_script(view: FeatureView) -> str:
             f"c={positions[aggregation.column, 'c']}, k={positions[aggregation.column, kind]}, int={integer}}}"
         )
     return f"""
-local tonumber, gmatch, format = tonumber, string.gmatch, string.format
+local tonumber, format, unpack_struct = tonumber, string.format, struct.unpack
 local STEP, L = {step}, {lookback}
+local TILE_FORMAT = '<' .. string.rep('d', {tile_width(view)})
 local AGGREGATIONS = {{{", ".join(aggregations)}}}
 local now = tonumber(ARGV[1])
 local r = now % STEP
@@ -241,10 +232,9 @@ local buckets, newest = {{}}, nil
 for i = 1, #names do
   local value = packed[i]
   if value then
-    local t, j = {{}}, 0
-    for token in gmatch(value, '%S+') do j = j + 1; t[j] = token end
+    local t = {{unpack_struct(TILE_FORMAT, value)}}
     buckets[first + i - 1] = t
-    local m = tonumber(t[1])
+    local m = t[1]
     if newest == nil or m > newest then newest = m end
   end
 end
@@ -260,19 +250,19 @@ for _, a in ipairs(AGGREGATIONS) do
   local count, acc, le, la, lv = 0, nil, nil, nil, nil
   for b = F - a.w + 1, B do
     local t = buckets[b]
-    local c = t and tonumber(t[a.c])
+    local c = t and t[a.c]
     if c ~= nil and c > 0 then
       count = count + c
       if a.fn == 'sum' or a.fn == 'mean' then
-        acc = (acc or 0) + tonumber(t[a.k])
+        acc = (acc or 0) + t[a.k]
       elseif a.fn == 'min' then
-        local v = tonumber(t[a.k])
+        local v = t[a.k]
         if acc == nil or v < acc then acc = v end
       elseif a.fn == 'max' then
-        local v = tonumber(t[a.k])
+        local v = t[a.k]
         if acc == nil or v > acc then acc = v end
       elseif a.fn == 'last' then
-        local e, s, v = tonumber(t[a.k]), tonumber(t[a.k + 1]), tonumber(t[a.k + 2])
+        local e, s, v = t[a.k], t[a.k + 1], t[a.k + 2]
         if le == nil or e > le or (e == le and (s > la or (s == la and v > lv))) then le, la, lv = e, s, v end
       end
     end
