@@ -57,9 +57,7 @@ def _run(args: argparse.Namespace) -> int:
                 args.view: push(repository.view(args.view), rows, args.to, online_store=online, offline_store=offline)
             }
         else:
-            results = push_to_source(
-                repository, args.source, rows, args.to, online_store=online, offline_store=offline
-            )
+            results = push_to_source(repository, args.source, rows, args.to, online_store=online, offline_store=offline)
     finally:
         if online is not None:
             online.close()
