@@ -63,6 +63,7 @@ repository = FeatureRepository([driver_trips_now])
 DRIVERS = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROBES_PER_S = 100
+PROBE_PAUSE_S = 0.0001  # between reads of a probe, so the reader does not take a whole core from the worker
 
 
 def events(count: int, now: datetime, seed: int) -> pl.DataFrame:
@@ -205,7 +206,7 @@ def probe(store: RedisOnlineStore, driver_id: int, raw: bool = False) -> float:
     while store.get_online_features(["driver_trips_now:trips_10m"], [{"driver_id": driver_id}]).to_dict()[
         "trips_10m"
     ] != [1]:
-        pass
+        time.sleep(PROBE_PAUSE_S)
     return (time.perf_counter() - started) * 1000
 
 

@@ -8,9 +8,12 @@ record with the bucket and its event count in front (see `resources.stream_keys`
 into the stored tiles only if every entry of the batch is still pending, and acknowledges them in the same step.
 """
 
+import math
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,6 +22,7 @@ from resources.stream_keys import column_kinds
 
 Entry = tuple[bytes, Sequence[bytes] | Mapping[bytes, bytes] | None]
 _ONE_MICROSECOND = timedelta(microseconds=1)
+SMALL_BATCH = 32
 
 
 @dataclass(frozen=True)
@@ -55,12 +59,13 @@ class Fold:
     events: int
 
 
-def fold_entries(spec: StreamSpec, entries: Sequence[Entry]) -> Fold:
+def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | None = None) -> Fold:
     """Fold one partition's entries (ascending IDs, fields as a flat list or a mapping; None when deleted).
 
     The arguments are: late, invalid and missing counts, the newest event time ('' when none), the entity count,
     the entities' packed headers (arrival step, arrival, bucket count), the buckets' packed deltas, then the
-    entity keys.
+    entity keys. Batches of `SMALL_BATCH` entries or more are folded with NumPy, smaller ones (where NumPy's fixed
+    cost would dominate a fresh event's latency) in plain Python, to the same bytes; `vectorized` forces either.
     """
     fields = spec.fields
     ids, rows = [], []
@@ -75,15 +80,86 @@ def fold_entries(spec: StreamSpec, entries: Sequence[Entry]) -> Fold:
         else:
             named = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
             rows.append([named.get(name) for name in fields])
-    batch = _Batch.parse(spec, ids, rows)
+    if vectorized is None:
+        vectorized = len(rows) >= SMALL_BATCH
+    folded = _Batch.parse(spec, ids, rows).fold(spec) if vectorized else _fold_rows(spec, ids, rows)
     if missing:
-        valid = set(batch.valid_ids)
+        valid = set(folded.valid_ids)
         acknowledged = [entry_id for entry_id, raw in entries if raw is None or entry_id in valid]
     else:
-        acknowledged = batch.valid_ids
-    heads, records, keys, newest = batch.fold(spec)
-    arguments: list[bytes | str | int] = [batch.late, len(batch.invalid), missing, newest, len(keys), heads, records]
-    return Fold(acknowledged, [*arguments, *keys], batch.invalid, len(batch.valid_ids))
+        acknowledged = folded.valid_ids
+    counts = [folded.late, len(folded.invalid), missing, folded.newest, len(folded.keys)]
+    arguments: list[bytes | str | int] = [*counts, folded.heads, folded.records, *folded.keys]
+    return Fold(acknowledged, arguments, folded.invalid, len(folded.valid_ids))
+
+
+class _Folded(NamedTuple):
+    """A folded batch before packing into arguments."""
+
+    valid_ids: list[bytes]
+    invalid: list[bytes]
+    late: int
+    heads: bytes
+    records: bytes
+    keys: list[bytes]
+    newest: int | str
+
+
+def _fold_rows(spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]]) -> _Folded:
+    """Fold parsed rows (k, t, a, columns) one by one: the small-batch twin of `_Batch.fold`."""
+    numeric = [len(kinds) > 1 for _, kinds in spec.columns]
+    valid, invalid, late, newest = [], [], 0, None
+    entities: dict[bytes, list] = {}
+    for entry_id, (key, event_text, arrival_text, *texts) in zip(ids, rows, strict=True):
+        try:
+            event = int(event_text)
+            arrival = int(arrival_text if arrival_text is not None else entry_id.split(b"-")[0] + b"000")
+            values = [
+                (_finite(text) if is_numeric else 1.0) if text else None
+                for text, is_numeric in zip(texts, numeric, strict=True)
+            ]
+        except (ValueError, TypeError, OverflowError):
+            invalid.append(entry_id)
+            continue
+        if not _valid_key(key):
+            invalid.append(entry_id)
+            continue
+        valid.append(entry_id)
+        if arrival - event > spec.lateness_us:
+            late += 1
+            continue
+        newest = event if newest is None or event > newest else newest
+        entity = entities.setdefault(key, [arrival // spec.step_us, arrival, {}])
+        entity[0], entity[1] = max(entity[0], arrival // spec.step_us), max(entity[1], arrival)
+        entity[2].setdefault(-(-event // spec.step_us), []).append((event, arrival, values))
+    heads, records = [], []
+    for arrival_step, arrival, buckets in entities.values():
+        heads += [arrival_step, arrival, len(buckets)]
+        for bucket, events in sorted(buckets.items()):
+            records += [bucket, len(events), max(event for event, _, _ in events)]
+            for index, (_, kinds) in enumerate(spec.columns):
+                given = [
+                    (event, arrival, values[index]) for event, arrival, values in events if values[index] is not None
+                ]
+                records.append(len(given))
+                for kind in kinds[1:]:
+                    if not given:
+                        records += [math.nan] * (3 if kind == "l" else 1)
+                    elif kind == "l":
+                        records += max(given)
+                    else:
+                        parts = [value for _, _, value in given]
+                        records.append(sum(parts) if kind == "s" else min(parts) if kind == "n" else max(parts))
+    heads_packed, records_packed = struct.pack(f"<{len(heads)}d", *heads), struct.pack(f"<{len(records)}d", *records)
+    return _Folded(valid, invalid, late, heads_packed, records_packed, list(entities), "" if newest is None else newest)
+
+
+def _finite(text: bytes) -> float:
+    """Return a decimal number that must be finite."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(text)
+    return number
 
 
 @dataclass
@@ -132,10 +208,10 @@ class _Batch:
             event, arrival, values = event[keep], arrival[keep], [v[keep] for v in values]
         return cls(ids, invalid, late, list(keys), event, arrival, values)
 
-    def fold(self, spec: StreamSpec) -> tuple[bytes, bytes, list[bytes], int | str]:
-        """Return the packed entity headers, the packed bucket deltas, the entity keys and the newest event time."""
+    def fold(self, spec: StreamSpec) -> _Folded:
+        """Return the packed entity headers and bucket deltas, the entity keys and the newest event time."""
         if not self.keys:
-            return b"", b"", [], ""
+            return _Folded(self.valid_ids, self.invalid, self.late, b"", b"", [], "")
         step = spec.step_us
         index: dict[bytes, int] = {}
         entity = np.fromiter((index.setdefault(key, len(index)) for key in self.keys), np.int64, len(self.keys))
@@ -174,7 +250,9 @@ class _Batch:
             np.add.reduceat(changed.astype(np.int64), entity_starts),
         ]
         keys = list(index)
-        return _packed(heads), _packed(record), [keys[i] for i in entity[entity_starts].tolist()], int(event.max())
+        ordered_keys = [keys[i] for i in entity[entity_starts].tolist()]
+        newest = int(event.max())
+        return _Folded(self.valid_ids, self.invalid, self.late, _packed(heads), _packed(record), ordered_keys, newest)
 
 
 def _valid_key(key: bytes | None) -> bool:

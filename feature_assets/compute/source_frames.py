@@ -13,6 +13,8 @@ def to_utc_microseconds(column: str, dtype: pl.DataType) -> pl.Expr:
     expr = pl.col(column)
     if not isinstance(dtype, pl.Datetime):
         raise TransformationOutputError(f"column {column!r} must be a datetime, found {dtype}")
+    if dtype == UTC_MICROSECONDS:
+        return expr
     if dtype.time_zone is None:
         expr = expr.dt.replace_time_zone("UTC")
     return expr.dt.convert_time_zone("UTC").dt.cast_time_unit("us")

@@ -2,14 +2,14 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, get_args
 
 import pandas as pd
 import polars as pl
 
 from feature_assets.compute.partition_compute import select_output
-from feature_assets.compute.source_frames import to_utc_microseconds
+from feature_assets.compute.source_frames import UTC_MICROSECONDS, to_utc_microseconds
 from feature_assets.language.errors import FeatureReferenceError, OnlineStoreError, PushError, first_line
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository
@@ -20,6 +20,8 @@ from resources.online_store import RedisOnlineStore
 PushTarget = Literal["online", "offline", "online_and_offline"]
 PushRows = pl.DataFrame | pd.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]]
 FAILURES_SHOWN = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -194,18 +196,14 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
     for column in sorted(numeric):
         if not schema[column].is_numeric() and schema[column] != pl.Null:
             raise PushError(f"{where}: column {column!r} has dtype {schema[column]}; aggregations need numbers")
-    required = [*view.join_keys, "event_timestamp"]
-    if frame.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
-        first_nulls = frame.select(pl.col(required).is_null().arg_max()).row(0)
-        column, row = next((c, r) for c, r in zip(required, first_nulls, strict=True) if frame[c][r] is None)
-        raise PushError(f"{where} refused, nothing was written: row {row}: {column!r} is null")
+    with_nulls = [column for column in (*view.join_keys, "event_timestamp") if frame[column].null_count()]
+    if with_nulls:
+        row = frame[with_nulls[0]].is_null().arg_max()
+        raise PushError(f"{where} refused, nothing was written: row {row}: {with_nulls[0]!r} is null")
     return frame.select(
         *[pl.col(key).cast(dtype) for key, dtype in view.key_dtypes.items()],
         to_utc_microseconds("event_timestamp", schema["event_timestamp"]),
-        pl.lit(arrival.replace(tzinfo=None))
-        .dt.replace_time_zone("UTC")
-        .dt.cast_time_unit("us")
-        .alias("created_timestamp"),
+        _arrival_column(arrival),
         *[pl.col(column).cast(pl.Float64) if column in numeric else pl.col(column) for column in view.stream_columns],
     )
 
@@ -218,12 +216,14 @@ def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Data
     event_dtype = frame.schema["event_timestamp"]
     stamped = frame.lazy().with_columns(
         to_utc_microseconds("event_timestamp", event_dtype),
-        pl.lit(arrival.replace(tzinfo=None))
-        .dt.replace_time_zone("UTC")
-        .dt.cast_time_unit("us")
-        .alias("created_timestamp"),
+        _arrival_column(arrival),
     )
     return select_output(view, stamped).collect()
+
+
+def _arrival_column(arrival: datetime) -> pl.Expr:
+    """Return the `created_timestamp` column: `arrival` as UTC microseconds on every row."""
+    return pl.lit((arrival - _EPOCH) // _ONE_MICROSECOND).cast(UTC_MICROSECONDS).alias("created_timestamp")
 
 
 def _pushed_frame(
