@@ -168,7 +168,7 @@ class _Engine:
             service = features.name if isinstance(features, FeatureService) else None
             rows = len(next(iter(keys.values()))) if keys else len(next(iter(columns.values()), ()))
             self.usage.record(caller or self.caller, plan.references, service, rows)
-        return OnlineResponse(columns, statuses, plan.dtypes)
+        return OnlineResponse(columns, statuses, plan.dtypes, now_us)
 
     def write(self, view: FeatureView, frame: pl.DataFrame) -> int:
         """Write the newest row per entity of `frame`; return how many stored values it replaced."""

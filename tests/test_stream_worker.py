@@ -50,15 +50,12 @@ class Event:
     trip: str | None
 
 
-def served(events: list[Event], driver_id: int, at_us: int, *, arrived: bool = True) -> tuple[object, ...]:
-    """Return each aggregation's value for one driver at `at_us`, by brute force over every event.
-
-    `arrived=False` gives the corrected value instead: every event by event time, late ones included.
-    """
+def live_events(events: list[Event], driver_id: int, at_us: int, arrived: bool = True) -> list[Event]:
+    """Return one driver's events a read at `at_us` covers: in the longest window, arrived in time by then."""
     lateness = VIEW.allowed_lateness // timedelta(microseconds=1)
     floor, ceil = at_us // STEP_US, -(-at_us // STEP_US)
     longest = VIEW.lookback // VIEW.step
-    live = [
+    return [
         e
         for e in events
         if e.driver_id == driver_id
@@ -66,6 +63,15 @@ def served(events: list[Event], driver_id: int, at_us: int, *, arrived: bool = T
         and (arrived or e.event_us <= at_us)
         and floor - longest < -(-e.event_us // STEP_US) <= ceil
     ]
+
+
+def served(events: list[Event], driver_id: int, at_us: int, *, arrived: bool = True) -> tuple[object, ...]:
+    """Return each aggregation's value for one driver at `at_us`, by brute force over every event.
+
+    `arrived=False` gives the corrected value instead: every event by event time, late ones included.
+    """
+    floor = at_us // STEP_US
+    live = live_events(events, driver_id, at_us, arrived)
     if not live:
         return (None,) * len(VIEW.aggregations)
     values = []
@@ -199,6 +205,18 @@ def test_online_values_and_available_training_rows_equal_the_oracle_at_arbitrary
         for driver, values in online_values(store, drivers, at_us).items():
             assert values == served(events, driver, at_us), (driver, moment(at_us))
             seen[driver, at_us] = values
+        read = store.get_online_features(
+            FEATURES, [{"driver_id": d} for d in drivers], now=moment(at_us), include_timestamps=True
+        )
+        newest = [max((e.event_us for e in live_events(events, d, at_us)), default=None) for d in drivers]
+        assert read.to_dict(include_ages=True)["driver_trips_live__event_timestamp"] == [
+            None if us is None else moment(us) for us in newest
+        ]
+        assert read.ages()["driver_trips_live__age_seconds"] == [
+            None if us is None else (moment(at_us) - moment(us)).total_seconds() for us in newest
+        ]
+    with pytest.raises(ValueError, match="read with include_timestamps=True"):
+        store.get_online_features(FEATURES, [{"driver_id": 1}]).ages()
     lateness = VIEW.allowed_lateness // timedelta(microseconds=1)
     pushed_before_last = [e for e in events if e.arrival_us <= instants[-1]]
     assert worker.totals.late == sum(1 for e in pushed_before_last if e.arrival_us - e.event_us > lateness)
@@ -476,7 +494,7 @@ def test_stream_views_refuse_what_workers_cannot_keep():
         )
 
 
-def test_dagster_shows_the_stream_and_checks_lag_dead_letters_and_parity(store, offline_store, instance):
+def test_dagster_shows_the_stream_and_checks_lag_freshness_dead_letters_and_parity(store, offline_store, instance):
     from feature_assets.language.asset_keys import online_asset_key, source_asset_key
     from feature_assets.orchestration.project import build_definitions
     from feature_assets.orchestration.stream_assets import report_observations
@@ -492,6 +510,10 @@ def test_dagster_shows_the_stream_and_checks_lag_dead_letters_and_parity(store, 
     now_us = int(time.time() * 1e6)
     worker = StreamWorker([VIEW], store.client, claim_idle_ms=10, max_deliveries=1)
     worker.create_groups()
+    job = defs.resolve_job_def("check_streams")
+    idle = job.execute_in_process(instance=instance, raise_on_error=False)
+    stale = {e.check_name: e for e in idle.get_asset_check_evaluations()}["event_freshness"]
+    assert not stale.passed and stale.description.startswith("no event has been applied yet")
     events = fresh_events(6, 200, now_us)
     push(VIEW, as_rows(events), to="online_and_offline", online_store=store, offline_store=offline_store)
     drain(worker)
@@ -500,11 +522,11 @@ def test_dagster_shows_the_stream_and_checks_lag_dead_letters_and_parity(store, 
     assert observed.metadata["applied"].value + observed.metadata["late"].value == 200
     assert observed.metadata["lag_seconds"].value == 0.0
 
-    job = defs.resolve_job_def("check_streams")
     passed = job.execute_in_process(instance=instance)
     evaluations = {e.check_name: e for e in passed.get_asset_check_evaluations()}
     assert {name: e.passed for name, e in evaluations.items()} == {
         "consumer_lag": True,
+        "event_freshness": True,
         "dead_letters_empty": True,
         "stream_batch_parity": True,
     }

@@ -38,9 +38,9 @@ def burst_events(now: datetime, seed: int = 7) -> pl.DataFrame:
 
 
 def read(online_store: RedisOnlineStore) -> pl.DataFrame:
-    """Return the live features of the demo drivers, with the newest event's time."""
+    """Return the live features of the demo drivers, with the newest event's time and age."""
     response = online_store.get_online_features(FEATURES, [{"driver_id": d} for d in DRIVERS], include_timestamps=True)
-    return response.to_polars()
+    return response.to_polars(include_ages=True)
 
 
 def stream_burst(online_store: RedisOnlineStore, offline_store: OfflineStore) -> list[str]:
@@ -72,7 +72,12 @@ def stream_burst(online_store: RedisOnlineStore, offline_store: OfflineStore) ->
         f"(also appended to the offline event log) and served them {seconds:.2f} s after the push "
         "(including the worker's start-up)",
         f"   online {VIEW} before the burst:",
-        *("   " + line for line in str(before.drop("driver_activity_live__event_timestamp")).splitlines()),
+        *(
+            "   " + line
+            for line in str(
+                before.drop("driver_activity_live__event_timestamp", "driver_activity_live__age_seconds")
+            ).splitlines()
+        ),
         "   and after:",
         *("   " + line for line in str(after).splitlines()),
     ]

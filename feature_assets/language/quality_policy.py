@@ -1,4 +1,4 @@
-"""Thresholds of a feature view's warning checks: null rate, row count, drift and online/offline consistency."""
+"""Thresholds of a feature view's warning checks: null rate, row count, drift, online/offline consistency, freshness."""
 
 from dataclasses import dataclass
 
@@ -17,13 +17,14 @@ class QualityPolicy:
     freshness_deadline_cron: str = "0 3 * * *"
     consistency_sample: int = 200
     max_mismatch_rate: float = 0.01
+    max_stream_age_minutes: float = 10.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_null_pct <= 100:
             raise DefinitionError(f"QualityPolicy: max_null_pct must be within 0..100, got {self.max_null_pct}")
         if self.baseline_partitions < 2:
             raise DefinitionError("QualityPolicy: baseline_partitions must be at least 2")
-        for name in ("max_row_count_change", "max_psi", "max_ks", "max_mismatch_rate"):
+        for name in ("max_row_count_change", "max_psi", "max_ks", "max_mismatch_rate", "max_stream_age_minutes"):
             if getattr(self, name) < 0:
                 raise DefinitionError(f"QualityPolicy: {name} must not be negative")
         if self.consistency_sample < 1:

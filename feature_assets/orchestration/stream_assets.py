@@ -34,6 +34,7 @@ from resources.stream_progress import StreamProgress, stream_progress
 
 STREAM_GROUP = "online"
 LAG_CHECK = "consumer_lag"
+FRESHNESS_CHECK = "event_freshness"
 DEAD_LETTER_CHECK = "dead_letters_empty"
 PARITY_CHECK = "stream_batch_parity"
 MAX_LAG_SECONDS = 60.0
@@ -118,14 +119,43 @@ def parity_mismatches(
     return len(entities), mismatches
 
 
+def freshness_result(
+    view: FeatureView, progress: StreamProgress, now: float, metadata: dict[str, object]
+) -> AssetCheckResult:
+    """Return the freshness check's result: the newest applied event's age against the view's quality policy."""
+    limit = view.quality.max_stream_age_minutes * 60
+    age = None if progress.watermark is None else now - progress.watermark
+    return AssetCheckResult(
+        asset_key=online_asset_key(view),
+        check_name=FRESHNESS_CHECK,
+        passed=age is not None and age <= limit,
+        severity=AssetCheckSeverity.WARN,
+        metadata={**metadata, "newest_event_age_seconds": MetadataValue.float(-1.0 if age is None else age)},
+        description=(
+            "no event has been applied yet: start a stream worker and check that producers write to the streams"
+            if age is None
+            else f"newest applied event is {age:.1f}s old (at most {limit:g}s); "
+            + ("fresh" if age <= limit else "check the producers and the stream workers")
+        ),
+    )
+
+
 def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_asset_check definition)
-    """Return the checks of streaming views' online tiles: consumer lag, dead letters, parity with the event log."""
+    """Return the checks of streaming views' online tiles: lag, freshness, dead letters, parity with the event log."""
     specs = []
     for view in views:
         key = online_asset_key(view)
         specs += [
             AssetCheckSpec(
                 LAG_CHECK, asset=key, description=f"oldest unapplied event at most {MAX_LAG_SECONDS:.0f}s old"
+            ),
+            AssetCheckSpec(
+                FRESHNESS_CHECK,
+                asset=key,
+                description=(
+                    f"newest applied event at most {view.quality.max_stream_age_minutes:g} minutes old "
+                    "(QualityPolicy.max_stream_age_minutes)"
+                ),
             ),
             AssetCheckSpec(DEAD_LETTER_CHECK, asset=key, description="no event moved to the dead-letter streams"),
             AssetCheckSpec(
@@ -154,6 +184,8 @@ def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_
                     metadata=metadata,
                     description=f"oldest unapplied event is {progress.lag_seconds:.1f}s old",
                 )
+            if any(c.asset_key == key and c.name == FRESHNESS_CHECK for c in selected):
+                yield freshness_result(view, progress, now, metadata)
             if any(c.asset_key == key and c.name == DEAD_LETTER_CHECK for c in selected):
                 yield AssetCheckResult(
                     asset_key=key,

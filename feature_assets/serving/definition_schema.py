@@ -176,6 +176,7 @@ class QualitySpec(_Spec):
     freshness_deadline_cron: str
     consistency_sample: int
     max_mismatch_rate: float
+    max_stream_age_minutes: float = 10.0
 
 
 Transformation = Annotated[

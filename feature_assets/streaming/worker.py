@@ -150,7 +150,8 @@ class StreamWorker:
     ) -> WorkerTotals:
         """Apply events until `stop` is set, taking over idle pending entries every `recover_every_s` seconds.
 
-        This consumer's own pending entries (left by an earlier run under the same name) are applied first.
+        This consumer's own pending entries (left by an earlier run under the same name) are applied first, and
+        entries already read when `stop` is set are applied before returning.
         `observe`, when given, is called every `observe_every_s` seconds (e.g. to report to Dagster).
         """
         self.create_groups()
@@ -170,6 +171,9 @@ class StreamWorker:
             if observe is not None and now >= next_observation:
                 observe()
                 next_observation = now + observe_every_s
+        for part, fold, entries in self._prefetched:
+            self._apply(part, fold, entries)
+        self._prefetched = []
         return self.totals
 
     def _read(self, start: str, block_ms: int | None) -> list[tuple[bytes, Sequence[Entry]]]:
