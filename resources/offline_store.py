@@ -159,9 +159,12 @@ class OfflineStore(ConfigurableResource):
         """Write rows that failed the blocking check aside; the partition readers see stays as it was."""
         return self.write_file(self.quarantine_path(view, day), frame)
 
-    def append_pushed(self, view: FeatureView, frame: pl.DataFrame) -> list[str]:
-        """Append pushed offline rows to the view's event log, one atomically written file per UTC day."""
-        batch = uuid.uuid4().hex
+    def append_pushed(self, view: FeatureView, frame: pl.DataFrame, batch: str | None = None) -> list[str]:
+        """Append pushed offline rows to the view's event log, one atomically written file per UTC day.
+
+        The files are named `<batch>.parquet` (default: a random name): appending the same batch again replaces them.
+        """
+        batch = batch or uuid.uuid4().hex
         paths = []
         for (day,), rows in frame.group_by(pl.col("event_timestamp").dt.date(), maintain_order=True):
             folder = posixpath.join(self.view_root(view), PUSHED_FOLDER, f"date={day.isoformat()}")

@@ -196,9 +196,9 @@ class _Engine:
             ) from error
         return progress.replaced
 
-    def append_events(self, view: FeatureView, frame: pl.DataFrame, max_length: int) -> list[str]:
+    def append_events(self, view: FeatureView, frame: pl.DataFrame, max_length: int, pushed: bool) -> list[str]:
         """Append events to a streaming view's partition streams (XADD, trimmed near `max_length`); return entry IDs."""
-        entries = stream_entries(view, frame)
+        entries = stream_entries(view, frame, pushed)
         pipeline = self.transport.client.pipeline(transaction=False)
         for partition, fields in entries:
             stream = stream_keys(self.key_prefix, view, partition).stream
@@ -364,13 +364,16 @@ class RedisOnlineStore(ConfigurableResource):
         engine = self._connected()
         return await engine.read_async(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
 
-    def append_events(self, view: FeatureView | str, frame: pl.DataFrame) -> list[str]:
-        """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams."""
+    def append_events(self, view: FeatureView | str, frame: pl.DataFrame, *, pushed: bool = False) -> list[str]:
+        """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams.
+
+        Events appended as a producer would (`pushed=False`) are copied to the offline event log by the archiver.
+        """
         engine = self._connected()
         resolved = engine.view(view)
         if not resolved.streaming:
             raise OnlineStoreError(f"FeatureView {resolved.name!r} is not on a StreamSource; it has no streams")
-        return engine.append_events(resolved, frame, self.stream_max_length)
+        return engine.append_events(resolved, frame, self.stream_max_length, pushed)
 
     @property
     def client(self) -> redis.Redis | RedisCluster:

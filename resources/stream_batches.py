@@ -68,6 +68,7 @@ def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | 
     cost would dominate a fresh event's latency) in plain Python, to the same bytes; `vectorized` forces either.
     """
     fields = spec.fields
+    width = 2 * len(fields)
     ids, rows = [], []
     missing = 0
     for entry_id, raw in entries:
@@ -75,8 +76,8 @@ def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | 
             missing += 1
             continue
         ids.append(entry_id)
-        if raw.__class__ is list and raw[::2] == fields:
-            rows.append(raw[1::2])
+        if raw.__class__ is list and raw[:width:2] == fields:
+            rows.append(raw[1:width:2])
         else:
             named = raw if isinstance(raw, Mapping) else dict(zip(raw[::2], raw[1::2], strict=True))
             rows.append([named.get(name) for name in fields])

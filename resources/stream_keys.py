@@ -6,11 +6,13 @@ so one script touches one Cluster slot:
     <prefix>:{<view>:v<N>:p<p>}:events      the Redis Stream producers append to (XADD); consumer group `workers`
     <prefix>:{<view>:v<N>:p<p>}:state       hash: applied, late, expired, invalid, dead counts and the watermark
     <prefix>:{<view>:v<N>:p<p>}:dead        dead-letter stream: entries delivered `max_deliveries` times unapplied
+    <prefix>:{<view>:v<N>:p<p>}:archiver    lock of the archiver copying the stream offline (group `archive`)
     <prefix>:{<view>:v<N>:p<p>}:t:<entity>  the entity's tiles (one hash)
 
 An event entry has the fields `k` (the canonical entity key, e.g. `i:42`), `t` (event time, µs since the epoch),
-`a` (arrival time, µs; defaults to the entry ID's time) and one field per aggregated column (a decimal number, or
-empty or absent for null).
+`a` (arrival time, µs; defaults to the entry ID's time), one field per aggregated column (a decimal number, or
+empty or absent for null) and, on entries `push()` wrote, `p` (the stream archiver leaves those out: the push logged
+its own offline copy when asked to). Other fields are ignored.
 
 Tiles. Time is cut into buckets of the view's step; bucket `b` holds events with event time in
 `((b - 1) * step, b * step]`. A tile hash holds one field per bucket, named `<b>`, a record of little-endian
@@ -39,6 +41,7 @@ from feature_assets.language.feature_view import FeatureView
 from resources import online_encoding as encoding
 
 GROUP = "workers"
+ARCHIVE_GROUP = "archive"
 _KINDS = {"sum": "s", "mean": "s", "min": "n", "max": "x", "last": "l"}
 
 
@@ -50,6 +53,7 @@ class StreamKeys:
     state: str
     dead: str
     tiles: str
+    archive_lock: str
 
 
 def tile_key_affixes(prefix: str, view: FeatureView) -> tuple[str, str]:
@@ -61,7 +65,8 @@ def stream_keys(prefix: str, view: FeatureView, partition: int) -> StreamKeys:
     """Return the keys of partition `partition` of a streaming view."""
     before, after = tile_key_affixes(prefix, view)
     base = f"{before}{partition}}}"
-    return StreamKeys(f"{base}:events", f"{base}:state", f"{base}:dead", f"{before}{partition}{after}")
+    tiles = f"{before}{partition}{after}"
+    return StreamKeys(f"{base}:events", f"{base}:state", f"{base}:dead", tiles, f"{base}:archiver")
 
 
 def partitions(view: FeatureView) -> int:
@@ -88,11 +93,12 @@ def steps(duration: timedelta, step: timedelta) -> int:
     return duration // step
 
 
-def stream_entries(view: FeatureView, frame: pl.DataFrame) -> list[tuple[int, dict[str, str]]]:
+def stream_entries(view: FeatureView, frame: pl.DataFrame, pushed: bool = False) -> list[tuple[int, dict[str, str]]]:
     """Return each event row as (partition, entry fields) for XADD.
 
     `frame` holds the view's join keys, `event_timestamp` and `created_timestamp` (the arrival time; both
-    UTC datetimes) and its stream columns; null values are left out of the entry.
+    UTC datetimes) and its stream columns; null values are left out of the entry. `pushed` entries (written by
+    `push()`, which logs its own offline copy when asked to) carry `p` so the archiver leaves them out.
     """
     columns = view.stream_columns
     encoded = frame.select(
@@ -105,5 +111,7 @@ def stream_entries(view: FeatureView, frame: pl.DataFrame) -> list[tuple[int, di
     entries = []
     for row in encoded.iter_rows(named=True):
         fields = {name: value for name, value in row.items() if value is not None}
+        if pushed:
+            fields["p"] = "1"
         entries.append((partition_of(row["k"], count), fields))
     return entries

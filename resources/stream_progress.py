@@ -8,7 +8,7 @@ from redis.cluster import RedisCluster
 from feature_assets.language.feature_view import FeatureView
 from resources.stream_keys import GROUP, partitions, stream_keys
 
-COUNTERS = ("applied", "late", "expired", "invalid", "dead")
+COUNTERS = ("applied", "late", "expired", "invalid", "dead", "archived")
 UNDELIVERED_COUNTED = 10_000
 
 
@@ -21,6 +21,7 @@ class StreamProgress:
     expired: int
     invalid: int
     dead_letters: int
+    archived: int
     pending: int
     undelivered: int
     lag_seconds: float
@@ -69,6 +70,7 @@ def stream_progress(
         expired=sum(int(s["expired"] or 0) for s in states),
         invalid=sum(int(s["invalid"] or 0) for s in states),
         dead_letters=sum(int(s["dead_letters"] or 0) for s in states),
+        archived=sum(int(s["archived"] or 0) for s in states),
         pending=sum(int(s["pending"] or 0) for s in states),
         undelivered=sum(int(s["undelivered"] or 0) for s in states),
         lag_seconds=max(0.0, now - min(oldest) / 1000) if oldest else 0.0,

@@ -67,6 +67,7 @@ def progress_metadata(progress: StreamProgress) -> dict[str, object]:
         "expired": progress.expired,
         "invalid_deliveries": progress.invalid,
         "dead_lettered": progress.dead_letters,
+        "archived_offline": progress.archived,
         "pending": progress.pending,
         "undelivered": progress.undelivered,
         "lag_seconds": MetadataValue.float(progress.lag_seconds),
@@ -214,8 +215,8 @@ def build_stream_checks(views: Sequence[FeatureView]):  # noqa: ANN201 (a multi_
                     },
                     description=(
                         f"{len(mismatches)} values of {compared} entities differ from the event log at the last step: "
-                        "events applied online but not pushed offline (producers' own XADDs, to='online'), or not "
-                        "applied yet (lag)"
+                        "events applied online but not in the event log yet (producers' own XADDs before the archiver, "
+                        "feature-store stream archive, copied them; to='online' pushes), or not applied yet (lag)"
                         if mismatches
                         else f"{compared} entities equal the event log's values at the last step"
                     ),

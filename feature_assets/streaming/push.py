@@ -176,7 +176,7 @@ def _push_events(
     files = tuple(offline_store.append_pushed(view, frame)) if offline_store is not None else ()
     if online_store is not None:
         try:
-            online_store.append_events(view, frame)
+            online_store.append_events(view, frame, pushed=True)
         except OnlineStoreError as error:
             kept = f"; the offline event log already holds the {frame.height} events" if files else ""
             raise OnlineStoreError(f"{error}{kept}") from error
@@ -204,7 +204,7 @@ def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Da
         *[pl.col(key).cast(dtype) for key, dtype in view.key_dtypes.items()],
         to_utc_microseconds("event_timestamp", schema["event_timestamp"]),
         _arrival_column(arrival),
-        *[pl.col(column).cast(pl.Float64) if column in numeric else pl.col(column) for column in view.stream_columns],
+        *[pl.col(column).cast(pl.Float64 if column in numeric else pl.String) for column in view.stream_columns],
     )
 
 
