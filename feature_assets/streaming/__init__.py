@@ -1,4 +1,4 @@
-"""Fresh features: rows and events pushed to views as they happen (processes: `streaming.worker`, `streaming.archiver`)."""
+"""Fresh features: rows and events pushed to views as they happen (processes: streaming.worker, .archiver)."""
 
 from feature_assets.streaming.push import PushResult, push, push_to_source
 
