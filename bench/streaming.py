@@ -1,13 +1,15 @@
 """Benchmark: the stream worker against a floor of the same Redis Streams traffic, in the same run.
 
 1. Throughput. N events (1,000 drivers, event times in the last 50 minutes) are appended to the streaming view's
-   partition streams; one worker (`StreamWorker.poll` in this process) applies them all: events/s, and the Redis CPU
-   per event. The floor reads the same prefilled streams with the same XREADGROUP calls and acknowledges each batch
-   with XACK, applying nothing. Median of `--repeats` runs each.
+   partition streams; one worker (`StreamWorker.poll` in this process, with the collector's start-up objects frozen
+   as in the worker process) applies them all: events/s, and the Redis CPU per event. The floor reads the same
+   prefilled streams with the same XREADGROUP calls and acknowledges each batch with XACK, applying nothing.
+   Median of `--repeats` runs each.
 2. Freshness. A worker process (`python -m feature_assets.streaming.worker`) runs while this process appends events
    at 1,000 and 5,000 events/s (pipelined XADD, as producers do) and, 100 times a second, pushes one event of a new
    driver with `push(view, rows, to="online")` and reads that driver with `get_online_features` until it is present:
-   push→readable latency percentiles.
+   push→readable latency percentiles. A probe reads every 0.1 ms until the value is there, so the reader does not
+   take a core from the worker.
 3. Memory. 1,000 drivers with an event in each of the last 60 one-minute buckets (the longest window, 1 hour):
    MEMORY USAGE of the tile hashes per entity.
 
@@ -15,6 +17,7 @@ Starts a private redis-server. Prints a table, then one JSON line.
 """
 
 import argparse
+import gc
 import json
 import os
 import random
@@ -251,6 +254,7 @@ def main() -> None:
     try:
         store = RedisOnlineStore(url=server.url, repository="bench.streaming:repository")
         version = store.client.info("server")["redis_version"]
+        gc.freeze()  # as the worker process does after start-up; the floor's loop runs under the same setting
         rates = throughput(store, arguments.events, arguments.batch, arguments.repeats)
         latencies = {rate: freshness(store, server.url, rate, arguments.seconds) for rate in (1000, 5000)}
         lag = partition_state(store.client, "fs", driver_trips_now)

@@ -14,6 +14,7 @@ runs until SIGTERM or SIGINT, against REDIS_URL or the project's embedded Redis.
 
 import argparse
 import functools
+import gc
 import os
 import signal
 import socket
@@ -322,6 +323,7 @@ def run_worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signal_number, lambda *_: stop.set())
+    gc.freeze()  # batches allocate many short-lived lists; full collections then skip what start-up built
     print(f"stream worker {args.consumer}: views {[v.name for v in views]}", flush=True)
     totals = worker.run(stop, observe=observe, observe_every_s=args.observe_every)
     print(f"stream worker {args.consumer} stopped: {totals}", flush=True)
