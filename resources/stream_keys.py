@@ -18,7 +18,8 @@ Tiles. Time is cut into buckets of the view's step; bucket `b` holds events with
 `((b - 1) * step, b * step]`. A tile hash holds one field per bucket, named `<b>`, a record of little-endian
 doubles: the newest event time in the bucket (µs), then per column (sorted) its non-null count and, as its
 aggregations need them, sum, min, max and last (event, arrival, value: the greatest such triple), NaN where there
-is no value; plus `fa` (the latest arrival's bucket), `lo` and `hb` (the lowest and highest bucket held).
+is no value; plus `fa` (the latest arrival's bucket), `lo` and `hb` (the lowest and highest bucket held). A bucket
+value of another length (an older release's text record) reads as empty and is replaced by the next merge.
 
 Values served at instant t: with F = floor(t / step) and B = ceil(t / step), an aggregation of window w = W steps
 merges buckets F - W < b <= B, i.e. events with event time in (F*step - w, B*step], of those that had arrived (and

@@ -107,7 +107,7 @@ local heads, records, key_at = ARGV[at + 5], ARGV[at + 6], at + 7
 local head_at, record_at = 1, 1
 local applied, expired = 0, 0
 local function merge(stored, d)
-  if not stored then return pack(TILE_FORMAT, unpack(d, 3, DELTA)) end
+  if not stored or #stored ~= WIDTH * 8 then return pack(TILE_FORMAT, unpack(d, 3, DELTA)) end
   local t = {{unpack_struct(TILE_FORMAT, stored)}}
   {_merge_statements(view)}
   return pack(TILE_FORMAT, unpack(t, 1, WIDTH))
@@ -218,7 +218,7 @@ def read_script(view: FeatureView) -> str:
     return f"""
 local tonumber, format, unpack_struct = tonumber, string.format, struct.unpack
 local STEP, L = {step}, {lookback}
-local TILE_FORMAT = '<' .. string.rep('d', {tile_width(view)})
+local TILE_FORMAT, TILE_BYTES = '<' .. string.rep('d', {tile_width(view)}), {tile_width(view) * 8}
 local AGGREGATIONS = {{{", ".join(aggregations)}}}
 local now = tonumber(ARGV[1])
 local r = now % STEP
@@ -231,7 +231,7 @@ local packed = redis.call('HMGET', KEYS[1], unpack(names))
 local buckets, newest = {{}}, nil
 for i = 1, #names do
   local value = packed[i]
-  if value then
+  if value and #value == TILE_BYTES then
     local t = {{unpack_struct(TILE_FORMAT, value)}}
     buckets[first + i - 1] = t
     local m = t[1]

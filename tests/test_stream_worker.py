@@ -430,6 +430,20 @@ def test_a_malformed_entry_is_dead_lettered_after_max_deliveries_and_the_rest_ap
     assert online_values(store, [7], now_us)[7][:2] == (2.5, 1)
 
 
+def test_a_tile_bucket_in_an_older_format_reads_as_empty_and_is_replaced(store):
+    now_us = int(time.time() * 1e6)
+    worker = StreamWorker([VIEW], store.client)
+    worker.create_groups()
+    event = Event(8, now_us - 1000, now_us, 2.5, "t")
+    tiles = stream_keys("fs", VIEW, partition_of("i:8", 3)).tiles + "i:8"
+    bucket = -(-event.event_us // STEP_US)
+    store.client.hset(tiles, mapping={str(bucket): f"{event.event_us} 3 3 7.5 - -", "fa": now_us // STEP_US})
+    assert online_values(store, [8], now_us)[8] == served([], 8, now_us)
+    push_now(store, [event])
+    drain(worker)
+    assert online_values(store, [8], now_us)[8] == served([event], 8, now_us)
+
+
 def test_the_worker_runs_unchanged_on_redis_cluster(redis_cluster_urls):
     url = "redis+cluster://" + redis_cluster_urls[0].split("://")[1]
     store = RedisOnlineStore(url=url, repository=REPOSITORY, key_prefix="cl")
