@@ -33,7 +33,7 @@ from resources.project_redis import embedded_url
 from resources.read_usage import ReadUsage
 from resources.redis_async_transport import AsyncStandaloneTransport
 from resources.redis_transport import ClusterTransport, StandaloneTransport, WriteProgress
-from resources.stream_keys import stream_entries, stream_keys
+from resources.stream_keys import Entries, stream_entries, stream_keys
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
@@ -196,9 +196,11 @@ class _Engine:
             ) from error
         return progress.replaced
 
-    def append_events(self, view: FeatureView, frame: pl.DataFrame, max_length: int, pushed: bool) -> list[str]:
-        """Append events to a streaming view's partition streams (XADD, trimmed near `max_length`); return entry IDs."""
-        entries = stream_entries(view, frame, pushed)
+    def append_events(
+        self, view: FeatureView, frame: pl.DataFrame | Entries, max_length: int, pushed: bool
+    ) -> list[str]:
+        """Append events (or encoded entries) to a view's partition streams (XADD, trimmed near `max_length`)."""
+        entries = frame if isinstance(frame, list) else stream_entries(view, frame, pushed)
         pipeline = self.transport.client.pipeline(transaction=False)
         for partition, fields in entries:
             stream = stream_keys(self.key_prefix, view, partition).stream
@@ -364,10 +366,13 @@ class RedisOnlineStore(ConfigurableResource):
         engine = self._connected()
         return await engine.read_async(features, entity_rows, include_timestamps, full_feature_names, now_us, caller)
 
-    def append_events(self, view: FeatureView | str, frame: pl.DataFrame, *, pushed: bool = False) -> list[str]:
+    def append_events(
+        self, view: FeatureView | str, frame: pl.DataFrame | Entries, *, pushed: bool = False
+    ) -> list[str]:
         """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams.
 
         Events appended as a producer would (`pushed=False`) are copied to the offline event log by the archiver.
+        `frame` may also be entries already encoded as `stream_entries` encodes them.
         """
         engine = self._connected()
         resolved = engine.view(view)

@@ -42,6 +42,7 @@ from feature_assets.language.feature_view import FeatureView
 from resources import online_encoding as encoding
 
 GROUP = "workers"
+Entries = list[tuple[int, dict[str, str]]]
 ARCHIVE_GROUP = "archive"
 _KINDS = {"sum": "s", "mean": "s", "min": "n", "max": "x", "last": "l"}
 
@@ -94,7 +95,7 @@ def steps(duration: timedelta, step: timedelta) -> int:
     return duration // step
 
 
-def stream_entries(view: FeatureView, frame: pl.DataFrame, pushed: bool = False) -> list[tuple[int, dict[str, str]]]:
+def stream_entries(view: FeatureView, frame: pl.DataFrame, pushed: bool = False) -> Entries:
     """Return each event row as (partition, entry fields) for XADD.
 
     `frame` holds the view's join keys, `event_timestamp` and `created_timestamp` (the arrival time; both

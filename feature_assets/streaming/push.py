@@ -14,8 +14,10 @@ from feature_assets.language.errors import FeatureReferenceError, OnlineStoreErr
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import FeatureRepository
 from feature_assets.quality.schema_validation import validate_partition
+from feature_assets.streaming.event_entries import simple_event_entries
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
+from resources.stream_keys import Entries
 
 PushTarget = Literal["online", "offline", "online_and_offline"]
 PushRows = pl.DataFrame | pd.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]]
@@ -61,6 +63,9 @@ def push(
     """
     _check_target(view, to, online_store, offline_store)
     stamp = (arrival or datetime.now(UTC)).astimezone(UTC)
+    if to == "online" and view.streaming and (entries := simple_event_entries(view, rows, stamp)) is not None:
+        _append_events(view, entries, online_store, ())
+        return PushResult(len(entries), 0, (), stamp)
     return _write(view, _prepared(view, rows, stamp), to, online_store, offline_store, stamp)
 
 
@@ -175,12 +180,19 @@ def _push_events(
     """Append validated events to the view's event log, then to its Redis Streams for the stream workers."""
     files = tuple(offline_store.append_pushed(view, frame)) if offline_store is not None else ()
     if online_store is not None:
-        try:
-            online_store.append_events(view, frame, pushed=True)
-        except OnlineStoreError as error:
-            kept = f"; the offline event log already holds the {frame.height} events" if files else ""
-            raise OnlineStoreError(f"{error}{kept}") from error
+        _append_events(view, frame, online_store, files)
     return PushResult(frame.height, 0, files, stamp)
+
+
+def _append_events(
+    view: FeatureView, events: pl.DataFrame | Entries, online_store: RedisOnlineStore, files: tuple[str, ...]
+) -> None:
+    """Append pushed events (a frame, or encoded entries) to the view's Redis Streams."""
+    try:
+        online_store.append_events(view, events, pushed=True)
+    except OnlineStoreError as error:
+        kept = f"; the offline event log already holds the {len(events)} events" if files else ""
+        raise OnlineStoreError(f"{error}{kept}") from error
 
 
 def pushed_events(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.DataFrame:
