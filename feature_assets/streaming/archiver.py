@@ -15,7 +15,6 @@ runs until SIGTERM or SIGINT, against REDIS_URL or the project's embedded Redis 
 
 import argparse
 import os
-import signal
 import socket
 import sys
 import threading
@@ -27,7 +26,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from feature_assets.language.feature_view import FeatureView
-from feature_assets.language.repository import FeatureRepository, load_repository
+from feature_assets.streaming.stream_process import add_common_arguments, process_views, stop_event
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 from resources.stream_archive import ACK_SCRIPT, READ_SCRIPT, RELEASE_SCRIPT, archive_rows
@@ -159,18 +158,14 @@ class StreamArchiver:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the archiver's options (repository, views, batch size, lock time) to `parser`."""
-    parser.add_argument("--repository", default="feature_assets.demo.views:repository")
-    parser.add_argument("--views", default="", help="comma-separated streaming views (default: all of them)")
+    add_common_arguments(parser)
     parser.add_argument("--batch", type=int, default=5000, help="entries per batch (and per file) of a partition")
     parser.add_argument("--lock-ms", type=int, default=30_000, help="how long a dead archiver holds its partitions")
-    parser.add_argument("--key-prefix", default="fs")
 
 
 def run_archiver(args: argparse.Namespace) -> int:
     """Run one stream archiver with parsed options until SIGTERM or SIGINT."""
-    repository: FeatureRepository = load_repository(args.repository)
-    names = [name for name in args.views.split(",") if name]
-    views = [repository.view(name) for name in names] or [v for v in repository.views.values() if v.streaming]
+    views = process_views(args)
     if not views:
         print(f"no streaming views in {args.repository}", file=sys.stderr)
         return 2
@@ -183,9 +178,7 @@ def run_archiver(args: argparse.Namespace) -> int:
         batch_size=args.batch,
         lock_ms=args.lock_ms,
     )
-    stop = threading.Event()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stop.set())
+    stop = stop_event()
     print(f"stream archiver {archiver.token}: views {[v.name for v in views]}", flush=True)
     totals = archiver.run(stop)
     print(f"stream archiver {archiver.token} stopped: {totals}", flush=True)

@@ -14,9 +14,7 @@ runs until SIGTERM or SIGINT, against REDIS_URL or the project's embedded Redis.
 
 import argparse
 import functools
-import gc
 import os
-import signal
 import socket
 import sys
 import threading
@@ -29,8 +27,8 @@ from dagster import DagsterInstance
 from redis.cluster import RedisCluster
 
 from feature_assets.language.feature_view import FeatureView
-from feature_assets.language.repository import FeatureRepository, load_repository
 from feature_assets.orchestration.stream_assets import report_observations
+from feature_assets.streaming.stream_process import add_common_arguments, process_views, stop_event
 from resources.online_store import RedisOnlineStore
 from resources.stream_batches import Entry, Fold, StreamSpec, fold_entries
 from resources.stream_keys import GROUP, StreamKeys, partitions, stream_keys
@@ -281,14 +279,12 @@ def _per_stream(reply: object) -> list[tuple[bytes, list[list[object]]]]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the worker's options (repository, views, consumer name, batch and recovery settings) to `parser`."""
-    parser.add_argument("--repository", default="feature_assets.demo.views:repository")
-    parser.add_argument("--views", default="", help="comma-separated streaming views (default: all of them)")
+    add_common_arguments(parser)
     parser.add_argument("--consumer", default=f"{socket.gethostname()}-{os.getpid()}")
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--block-ms", type=int, default=5)
     parser.add_argument("--claim-idle-ms", type=int, default=30_000)
     parser.add_argument("--max-deliveries", type=int, default=5)
-    parser.add_argument("--key-prefix", default="fs")
     parser.add_argument(
         "--observe-every",
         type=float,
@@ -299,9 +295,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_worker(args: argparse.Namespace) -> int:
     """Run one stream worker with parsed options until SIGTERM or SIGINT."""
-    repository: FeatureRepository = load_repository(args.repository)
-    names = [name for name in args.views.split(",") if name]
-    views = [repository.view(name) for name in names] or [v for v in repository.views.values() if v.streaming]
+    views = process_views(args)
     if not views:
         print(f"no streaming views in {args.repository}", file=sys.stderr)
         return 2
@@ -320,10 +314,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if args.observe_every > 0 and os.environ.get("DAGSTER_HOME"):
         instance = DagsterInstance.get()
         observe = functools.partial(report_observations, instance, store, views)
-    stop = threading.Event()
-    for signal_number in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signal_number, lambda *_: stop.set())
-    gc.freeze()  # batches allocate many short-lived lists; full collections then skip what start-up built
+    stop = stop_event()
     print(f"stream worker {args.consumer}: views {[v.name for v in views]}", flush=True)
     totals = worker.run(stop, observe=observe, observe_every_s=args.observe_every)
     print(f"stream worker {args.consumer} stopped: {totals}", flush=True)
