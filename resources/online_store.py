@@ -369,11 +369,8 @@ class RedisOnlineStore(ConfigurableResource):
     def append_events(
         self, view: FeatureView | str, frame: pl.DataFrame | Entries, *, pushed: bool = False
     ) -> list[str]:
-        """Append events (join keys, event and arrival times, stream columns) to a streaming view's Redis Streams.
-
-        Events appended as a producer would (`pushed=False`) are copied to the offline event log by the archiver.
-        `frame` may also be entries already encoded as `stream_entries` encodes them.
-        """
+        """Append events (join keys, event and arrival times, stream columns; or entries `stream_entries` encoded) to
+        a streaming view's Redis Streams; the archiver copies events not `pushed` to the offline event log."""
         engine = self._connected()
         resolved = engine.view(view)
         if not resolved.streaming:
