@@ -20,15 +20,6 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _lua_columns(view: FeatureView) -> str:
-    """Return a Lua table literal of the columns: name and kept partials."""
-    rows = []
-    for column, kinds in column_kinds(view).items():
-        names = ", ".join(map(_lua_string, kinds))
-        rows.append(f"{{name={_lua_string(column)}, kinds={{{names}}}}}")
-    return "{" + ", ".join(rows) + "}"
-
-
 def _token_positions(view: FeatureView) -> dict[tuple[str, str], int]:
     """Return the 1-based position of each (column, partial) in a bucket's packed value (position 1: newest event)."""
     positions, at = {}, 2
