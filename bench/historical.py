@@ -15,8 +15,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -26,6 +28,7 @@ DRIVER_FEATURES = ["driver_hourly:conv_rate", "driver_hourly:acc_rate", "driver_
 CUSTOMER_FEATURES = ["customer_daily:lifetime_orders", "customer_daily:segment"]
 
 MODES = ("ours", "floor", "bare")
+T = TypeVar("T")
 
 FLOOR_SQL = """
 SELECT e.* EXCLUDE (rn),
@@ -187,6 +190,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def timed_runs(call: Callable[[], T], repeat: int) -> tuple[float, float, T]:
+    """Run `call` `repeat` times; return the least wall and CPU seconds and the last result."""
+    wall, cpu = [], []
+    for _ in range(repeat):
+        started, started_cpu = time.perf_counter(), time.process_time()
+        result = call()
+        wall.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - started_cpu)
+    return min(wall), min(cpu), result
+
+
 def child(mode: str, root: Path, size: int, repeat: int) -> None:
     """Time one case in this process and print its figures as JSON."""
     call = {
@@ -195,15 +209,10 @@ def child(mode: str, root: Path, size: int, repeat: int) -> None:
         "bare": lambda: run_sql(root, size, BARE_SQL),
     }[mode]()
     rss_after_setup = peak_rss_mb()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        result = call()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
+    seconds, cpu_seconds, result = timed_runs(call, repeat)
     figures = {
-        "seconds": min(wall),
-        "cpu_seconds": min(cpu),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "rows": result.height,
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_setup_mb": rss_after_setup,

@@ -215,14 +215,9 @@ def wide_floor(folder: Path, rows: int, budget: str):
 def child(mode: str, folder: Path, rows: int, budget: str, repeat: int) -> None:
     """Time one side of one case in this process and print its figures as JSON."""
     call = globals()[mode](folder, rows, budget)
-    wall, cpu = [], []
-    for _ in range(repeat):
-        started, started_cpu = time.perf_counter(), time.process_time()
-        result = call()
-        wall.append(time.perf_counter() - started)
-        cpu.append(time.process_time() - started_cpu)
+    seconds, cpu_seconds, result = historical.timed_runs(call, repeat)
     rows_out = result["rows"] if isinstance(result, dict) else result.height
-    figures = {"seconds": min(wall), "cpu_seconds": min(cpu), "rows": rows_out, "peak_mb": historical.peak_rss_mb()}
+    figures = {"seconds": seconds, "cpu_seconds": cpu_seconds, "rows": rows_out, "peak_mb": historical.peak_rss_mb()}
     print(json.dumps(figures))
 
 
