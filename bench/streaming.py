@@ -4,6 +4,9 @@
    partition streams; one worker (`StreamWorker.poll` in this process, with the collector's start-up objects frozen
    as in the worker process) applies them all: events/s, and the Redis CPU per event. The floor reads the same
    prefilled streams with the same XREADGROUP calls and acknowledges each batch with XACK, applying nothing.
+   Three more floors split the worker's extra work: the floor plus the worker's own fold of each batch (no
+   writes), plus a plain-Polars group-by computing the same partials (no writes), and plus raw redis-py HSETs of a
+   fixed 72-byte record into every (driver, minute) cell a batch touches, pipelined (no fold, no reads, no merge).
    Median of `--repeats` runs each.
 2. Freshness. A worker process (`python -m feature_assets.streaming.worker`) runs while this process appends events
    at 1,000 and 5,000 events/s (pipelined XADD, as producers do) and, 100 times a second, pushes one event of a new
@@ -25,9 +28,11 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import redis
 
@@ -39,6 +44,7 @@ from feature_assets.streaming.push import push  # noqa: E402
 from feature_assets.streaming.worker import StreamWorker  # noqa: E402
 from resources.embedded_redis import RedisServer  # noqa: E402
 from resources.online_store import RedisOnlineStore  # noqa: E402
+from resources.stream_batches import StreamSpec, fold_entries  # noqa: E402
 from resources.stream_keys import GROUP, partition_of, stream_entries, stream_keys  # noqa: E402
 from resources.stream_progress import partition_state  # noqa: E402
 
@@ -66,6 +72,7 @@ repository = FeatureRepository([driver_trips_now])
 DRIVERS = 1000
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PROBES_PER_S = 100
+Run = tuple[float, float]  # seconds, Redis CPU seconds
 PROBE_PAUSE_S = 0.0001  # between reads of a probe, so the reader does not take a whole core from the worker
 
 
@@ -98,7 +105,7 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-def run_worker(store: RedisOnlineStore, total: int, batch: int) -> tuple[float, float]:
+def run_worker(store: RedisOnlineStore, total: int, batch: int) -> Run:
     """Apply every prefilled event with one StreamWorker; return (seconds, Redis CPU seconds)."""
     worker = StreamWorker([driver_trips_now], store.client, batch_size=batch, consumer="bench")
     cpu, started = redis_cpu(store.client), time.perf_counter()
@@ -107,8 +114,11 @@ def run_worker(store: RedisOnlineStore, total: int, batch: int) -> tuple[float, 
     return time.perf_counter() - started, redis_cpu(store.client) - cpu
 
 
-def run_floor(client: redis.Redis, total: int, batch: int) -> tuple[float, float]:
-    """Read the prefilled streams with XREADGROUP and XACK each batch, applying nothing."""
+def run_floor(client: redis.Redis, total: int, batch: int, work: Callable[[list], object] | None = None) -> Run:
+    """Read the prefilled streams with XREADGROUP and XACK each batch, applying nothing.
+
+    `work`, when given, is called with each partition's entries before its XACK (the extra floors).
+    """
     client.set_response_callback("XREADGROUP", lambda response, **_: response)
     streams = {stream_keys("fs", driver_trips_now, p).stream: ">" for p in range(4)}
     done = 0
@@ -116,19 +126,67 @@ def run_floor(client: redis.Redis, total: int, batch: int) -> tuple[float, float
     while done < total:
         reply = client.xreadgroup(GROUP, "floor", streams, count=batch, block=5) or {}
         for stream, entries in reply.items() if isinstance(reply, dict) else reply:
+            if work is not None:
+                work(entries)
             ids = [entry[0] for entry in entries]
             done += client.xack(stream, GROUP, *ids)
     return time.perf_counter() - started, redis_cpu(client) - cpu
 
 
+def polars_fold(entries: list) -> pl.DataFrame:
+    """Return one batch's partials per (driver, minute) computed with plain Polars: the aggregation floor."""
+    names = entries[0][1][0::2]
+    columns = dict(zip(names, zip(*(entry[1][1::2] for entry in entries), strict=True), strict=True))
+    frame = pl.DataFrame(
+        {
+            "k": list(columns[b"k"]),
+            "t": np.array(columns[b"t"], dtype=np.bytes_).astype(np.int64),
+            "a": np.array(columns[b"a"], dtype=np.bytes_).astype(np.int64),
+            "fare": np.array(columns[b"fare"], dtype=np.bytes_).astype(np.float64),
+        }
+    )
+    return frame.group_by("k", (-(-pl.col("t") // 60_000_000)).alias("bucket")).agg(
+        pl.len(),
+        pl.col("t").max().alias("newest"),
+        pl.col("fare").count().alias("fares"),
+        pl.col("fare").sum().alias("sum"),
+        pl.col("fare").max().alias("max"),
+        pl.col("fare").sort_by("t", "a", "fare").last().alias("last"),
+    )
+
+
+def cell_writes(client: redis.Redis) -> Callable[[list], object]:
+    """Return a floor's work: HSET one 72-byte record per (driver, minute) a batch touches, pipelined (raw redis-py)."""
+    record = b"r" * 72
+
+    def write(entries: list) -> object:
+        cells: dict[bytes, dict[int, bytes]] = {}
+        for _, fields in entries:
+            cells.setdefault(b"floor:t:" + fields[1], {})[-(-int(fields[3]) // 60_000_000)] = record
+        pipeline = client.pipeline(transaction=False)
+        for key, buckets in cells.items():
+            pipeline.hset(key, mapping=buckets)
+        return pipeline.execute()
+
+    return write
+
+
 def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) -> dict[str, float]:
     frame = events(total, datetime.now(UTC), 1)
-    runs: dict[str, list[tuple[float, float]]] = {"worker": [], "floor": []}
+    spec = StreamSpec.of(driver_trips_now)
+    client = redis.Redis.from_url(store.url)
+    kinds: dict[str, Callable[[], Run]] = {
+        "worker": lambda: run_worker(store, total, batch),
+        "floor": lambda: run_floor(client, total, batch),
+        "fold_floor": lambda: run_floor(client, total, batch, lambda entries: fold_entries(spec, entries)),
+        "polars_floor": lambda: run_floor(client, total, batch, polars_fold),
+        "write_floor": lambda: run_floor(client, total, batch, cell_writes(client)),
+    }
+    runs: dict[str, list[Run]] = {name: [] for name in kinds}
     for _ in range(repeats):
-        prefill(store, frame)
-        runs["worker"].append(run_worker(store, total, batch))
-        prefill(store, frame)
-        runs["floor"].append(run_floor(redis.Redis.from_url(store.url), total, batch))
+        for name, run in kinds.items():
+            prefill(store, frame)
+            runs[name].append(run())
     figures = {}
     for name, timings in runs.items():
         seconds = statistics.median(t[0] for t in timings)
@@ -268,6 +326,9 @@ def main() -> None:
     for name, label in (
         ("worker", "worker: XREADGROUP + Lua apply (tiles, XACK)"),
         ("floor", "floor: XREADGROUP + XACK"),
+        ("fold_floor", "floor + the worker's fold (no tile writes)"),
+        ("polars_floor", "floor + plain Polars group-by (no tile writes)"),
+        ("write_floor", "floor + raw HSET of touched cells (no fold)"),
     ):
         print(f"{label:<48}{rates[f'{name}_events_per_s']:>12,.0f}{rates[f'{name}_redis_us_per_event']:>16.2f}")
     print(f"{'-> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
@@ -286,6 +347,10 @@ def main() -> None:
                 "ratio_to_floor": round(ratio, 3),
                 "redis_us_per_event": round(rates["worker_redis_us_per_event"], 2),
                 "floor_redis_us_per_event": round(rates["floor_redis_us_per_event"], 2),
+                **{
+                    f"{name}_events_per_s": round(rates[f"{name}_events_per_s"])
+                    for name in ("fold_floor", "polars_floor", "write_floor")
+                },
                 "push_to_readable_p50_ms_1000": round(percentile(latencies[1000]["push"], 0.5), 3),
                 "push_to_readable_p99_ms_1000": round(percentile(latencies[1000]["push"], 0.99), 3),
                 "push_to_readable_p50_ms_5000": round(percentile(latencies[5000]["push"], 0.5), 3),
