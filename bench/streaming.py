@@ -7,6 +7,8 @@
    Three more floors split the worker's extra work: the floor plus the worker's own fold of each batch (no
    writes), plus a plain-Polars group-by computing the same partials (no writes), and plus raw redis-py HSETs of a
    fixed 72-byte record into every (driver, minute) cell a batch touches, pipelined (no fold, no reads, no merge).
+   A last row bounds any redesign of the apply step: the same worker with a script that only acknowledges and
+   writes each folded record over its tile bucket (no tile reads, no merge, no pending check; wrong values).
    Median of `--repeats` runs each.
 2. Freshness. A worker process (`python -m feature_assets.streaming.worker`) runs while this process appends events
    at 1,000 and 5,000 events/s (pipelined XADD, as producers do) and, 100 times a second, pushes one event of a new
@@ -32,13 +34,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.stream_floors import blind_write_script, cell_writes, polars_fold  # noqa: E402
 from feature_assets import Aggregation, Entity, FeatureRepository, FeatureView, ParquetSource, StreamSource  # noqa: E402
 from feature_assets.streaming.push import push  # noqa: E402
 from feature_assets.streaming.worker import StreamWorker  # noqa: E402
@@ -105,9 +107,11 @@ def redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
 
 
-def run_worker(store: RedisOnlineStore, total: int, batch: int) -> Run:
-    """Apply every prefilled event with one StreamWorker; return (seconds, Redis CPU seconds)."""
+def run_worker(store: RedisOnlineStore, total: int, batch: int, script: str | None = None) -> Run:
+    """Apply every prefilled event with one StreamWorker (running `script` instead of the apply script if given)."""
     worker = StreamWorker([driver_trips_now], store.client, batch_size=batch, consumer="bench")
+    if script is not None:
+        worker.scripts = {driver_trips_now.name: store.client.register_script(script)}
     cpu, started = redis_cpu(store.client), time.perf_counter()
     while worker.totals.applied + worker.totals.late + worker.totals.expired < total:
         worker.poll()
@@ -133,44 +137,6 @@ def run_floor(client: redis.Redis, total: int, batch: int, work: Callable[[list]
     return time.perf_counter() - started, redis_cpu(client) - cpu
 
 
-def polars_fold(entries: list) -> pl.DataFrame:
-    """Return one batch's partials per (driver, minute) computed with plain Polars: the aggregation floor."""
-    names = entries[0][1][0::2]
-    columns = dict(zip(names, zip(*(entry[1][1::2] for entry in entries), strict=True), strict=True))
-    frame = pl.DataFrame(
-        {
-            "k": list(columns[b"k"]),
-            "t": np.array(columns[b"t"], dtype=np.bytes_).astype(np.int64),
-            "a": np.array(columns[b"a"], dtype=np.bytes_).astype(np.int64),
-            "fare": np.array(columns[b"fare"], dtype=np.bytes_).astype(np.float64),
-        }
-    )
-    return frame.group_by("k", (-(-pl.col("t") // 60_000_000)).alias("bucket")).agg(
-        pl.len(),
-        pl.col("t").max().alias("newest"),
-        pl.col("fare").count().alias("fares"),
-        pl.col("fare").sum().alias("sum"),
-        pl.col("fare").max().alias("max"),
-        pl.col("fare").sort_by("t", "a", "fare").last().alias("last"),
-    )
-
-
-def cell_writes(client: redis.Redis) -> Callable[[list], object]:
-    """Return a floor's work: HSET one 72-byte record per (driver, minute) a batch touches, pipelined (raw redis-py)."""
-    record = b"r" * 72
-
-    def write(entries: list) -> object:
-        cells: dict[bytes, dict[int, bytes]] = {}
-        for _, fields in entries:
-            cells.setdefault(b"floor:t:" + fields[1], {})[-(-int(fields[3]) // 60_000_000)] = record
-        pipeline = client.pipeline(transaction=False)
-        for key, buckets in cells.items():
-            pipeline.hset(key, mapping=buckets)
-        return pipeline.execute()
-
-    return write
-
-
 def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) -> dict[str, float]:
     frame = events(total, datetime.now(UTC), 1)
     spec = StreamSpec.of(driver_trips_now)
@@ -181,6 +147,7 @@ def throughput(store: RedisOnlineStore, total: int, batch: int, repeats: int) ->
         "fold_floor": lambda: run_floor(client, total, batch, lambda entries: fold_entries(spec, entries)),
         "polars_floor": lambda: run_floor(client, total, batch, polars_fold),
         "write_floor": lambda: run_floor(client, total, batch, cell_writes(client)),
+        "blind_write": lambda: run_worker(store, total, batch, blind_write_script(driver_trips_now)),
     }
     runs: dict[str, list[Run]] = {name: [] for name in kinds}
     for _ in range(repeats):
@@ -329,6 +296,7 @@ def main() -> None:
         ("fold_floor", "floor + the worker's fold (no tile writes)"),
         ("polars_floor", "floor + plain Polars group-by (no tile writes)"),
         ("write_floor", "floor + raw HSET of touched cells (no fold)"),
+        ("blind_write", "worker, blind write: no reads, merge, check"),
     ):
         print(f"{label:<48}{rates[f'{name}_events_per_s']:>12,.0f}{rates[f'{name}_redis_us_per_event']:>16.2f}")
     print(f"{'-> readable (worker process)':<48}{'p50 ms':>10}{'p99 ms':>10}{'max ms':>10}{'probes':>8}")
@@ -349,7 +317,7 @@ def main() -> None:
                 "floor_redis_us_per_event": round(rates["floor_redis_us_per_event"], 2),
                 **{
                     f"{name}_events_per_s": round(rates[f"{name}_events_per_s"])
-                    for name in ("fold_floor", "polars_floor", "write_floor")
+                    for name in ("fold_floor", "polars_floor", "write_floor", "blind_write")
                 },
                 "push_to_readable_p50_ms_1000": round(percentile(latencies[1000]["push"], 0.5), 3),
                 "push_to_readable_p99_ms_1000": round(percentile(latencies[1000]["push"], 0.99), 3),
