@@ -62,12 +62,12 @@ local RECORD = {delta * 8}
 local stream, state, group = KEYS[1], KEYS[2], ARGV[1]
 if call('GET', state .. ':owner') then return {{-1}} end
 local tiles = string.sub(stream, 1, -8) .. ':t:'
-local n = tonumber(ARGV[3])
-for i = 4, 3 + n, 4000 do call('XACK', stream, group, unpack(ARGV, i, math.min(i + 3999, 3 + n))) end
-local at = 4 + n
-local heads, records, key_at = ARGV[at + 5], ARGV[at + 6], at + 7
+local n = tonumber(ARGV[4])
+for i = 5, 4 + n, 4000 do call('XACK', stream, group, unpack(ARGV, i, math.min(i + 3999, 4 + n))) end
+local at = 5 + n
+local heads, records, key_at = ARGV[at + 7], ARGV[at + 8], at + 9
 local head_at, record_at, applied = 1, 1, 0
-for e = 1, tonumber(ARGV[at + 4]) do
+for e = 1, tonumber(ARGV[at + 6]) do
   local _, _, bucket_count, next_head = unpack_struct('<ddd', heads, head_at)
   head_at = next_head
   local out = {{}}

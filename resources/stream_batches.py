@@ -59,13 +59,15 @@ class Fold:
     events: int
 
 
-def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | None = None) -> Fold:
+def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | None = None, cut: int = 0) -> Fold:
     """Fold one partition's entries (ascending IDs, fields as a flat list or a mapping; None when deleted).
 
-    The arguments are: late, invalid and missing counts, the newest event time ('' when none), the entity count,
-    the entities' packed headers (arrival step, arrival, bucket count), the buckets' packed deltas, then the
-    entity keys. Batches of `SMALL_BATCH` entries or more are folded with NumPy, smaller ones (where NumPy's fixed
-    cost would dominate a fresh event's latency) in plain Python, to the same bytes; `vectorized` forces either.
+    Entries that arrived at or before `cut` (µs; a rebuild of the tiles from the event log covered them) are
+    acknowledged and counted, not folded. The arguments are: late, invalid, missing and covered counts, the cut,
+    the newest event time ('' when none), the entity count, the entities' packed headers (arrival step, arrival,
+    bucket count), the buckets' packed deltas, then the entity keys. Batches of `SMALL_BATCH` entries or more are
+    folded with NumPy, smaller ones (where NumPy's fixed cost would dominate a fresh event's latency) in plain
+    Python, to the same bytes; `vectorized` forces either.
     """
     fields = spec.fields
     width = 2 * len(fields)
@@ -83,13 +85,13 @@ def fold_entries(spec: StreamSpec, entries: Sequence[Entry], vectorized: bool | 
             rows.append([named.get(name) for name in fields])
     if vectorized is None:
         vectorized = len(rows) >= SMALL_BATCH
-    folded = _Batch.parse(spec, ids, rows).fold(spec) if vectorized else _fold_rows(spec, ids, rows)
+    folded = _Batch.parse(spec, ids, rows, cut).fold(spec) if vectorized else _fold_rows(spec, ids, rows, cut)
     if missing:
         valid = set(folded.valid_ids)
         acknowledged = [entry_id for entry_id, raw in entries if raw is None or entry_id in valid]
     else:
         acknowledged = folded.valid_ids
-    counts = [folded.late, len(folded.invalid), missing, folded.newest, len(folded.keys)]
+    counts = [folded.late, len(folded.invalid), missing, folded.covered, cut, folded.newest, len(folded.keys)]
     arguments: list[bytes | str | int] = [*counts, folded.heads, folded.records, *folded.keys]
     return Fold(acknowledged, arguments, folded.invalid, len(folded.valid_ids))
 
@@ -100,16 +102,17 @@ class _Folded(NamedTuple):
     valid_ids: list[bytes]
     invalid: list[bytes]
     late: int
+    covered: int
     heads: bytes
     records: bytes
     keys: list[bytes]
     newest: int | str
 
 
-def _fold_rows(spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]]) -> _Folded:
+def _fold_rows(spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]], cut: int) -> _Folded:
     """Fold parsed rows (k, t, a, columns) one by one: the small-batch twin of `_Batch.fold`."""
     numeric = [len(kinds) > 1 for _, kinds in spec.columns]
-    valid, invalid, late, newest = [], [], 0, None
+    valid, invalid, late, covered, newest = [], [], 0, 0, None
     entities: dict[bytes, list] = {}
     for entry_id, (key, event_text, arrival_text, *texts) in zip(ids, rows, strict=True):
         try:
@@ -126,6 +129,9 @@ def _fold_rows(spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | N
             invalid.append(entry_id)
             continue
         valid.append(entry_id)
+        if arrival <= cut:
+            covered += 1
+            continue
         if arrival - event > spec.lateness_us:
             late += 1
             continue
@@ -152,7 +158,8 @@ def _fold_rows(spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | N
                         parts = [value for _, _, value in given]
                         records.append(sum(parts) if kind == "s" else min(parts) if kind == "n" else max(parts))
     heads_packed, records_packed = struct.pack(f"<{len(heads)}d", *heads), struct.pack(f"<{len(records)}d", *records)
-    return _Folded(valid, invalid, late, heads_packed, records_packed, list(entities), "" if newest is None else newest)
+    newest_text = "" if newest is None else newest
+    return _Folded(valid, invalid, late, covered, heads_packed, records_packed, list(entities), newest_text)
 
 
 def _finite(text: bytes) -> float:
@@ -170,17 +177,22 @@ class _Batch:
     valid_ids: list[bytes]
     invalid: list[bytes]
     late: int
+    covered: int
     keys: list[bytes]
     event: np.ndarray
     arrival: np.ndarray
     values: list[np.ndarray]
 
     @classmethod
-    def parse(cls, spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]]) -> "_Batch":
-        """Parse the rows (k, t, a, columns); rows whose key, times or numbers do not parse are invalid."""
+    def parse(cls, spec: StreamSpec, ids: list[bytes], rows: list[Sequence[bytes | None]], cut: int = 0) -> "_Batch":
+        """Parse the rows (k, t, a, columns); rows whose key, times or numbers do not parse are invalid.
+
+        Rows that arrived at or before `cut` are counted as covered, and rows later than the allowed lateness as
+        late; neither is kept.
+        """
         if not rows:
             empty = np.empty(0, dtype=np.int64)
-            return cls([], [], 0, [], empty, empty, [np.empty(0) for _ in spec.columns])
+            return cls([], [], 0, 0, [], empty, empty, [np.empty(0) for _ in spec.columns])
         columns = list(zip(*rows, strict=True))
         keys, event_text, arrival_text = columns[0], columns[1], columns[2]
         good = np.fromiter((_valid_key(key) for key in keys), dtype=bool, count=len(rows))
@@ -201,18 +213,20 @@ class _Batch:
             ids = [ids[i] for i in keep.tolist()]
             keys = [keys[i] for i in keep.tolist()]
             event, arrival, values = event[keep], arrival[keep], [v[keep] for v in values]
-        on_time = (arrival - event) <= spec.lateness_us
-        late = int(len(on_time) - on_time.sum())
-        if late:
+        after_cut = arrival > cut
+        on_time = after_cut & ((arrival - event) <= spec.lateness_us)
+        covered = int(len(after_cut) - after_cut.sum())
+        late = int(len(on_time) - on_time.sum()) - covered
+        if late or covered:
             keep = on_time.nonzero()[0]
             keys = [keys[i] for i in keep.tolist()]
             event, arrival, values = event[keep], arrival[keep], [v[keep] for v in values]
-        return cls(ids, invalid, late, list(keys), event, arrival, values)
+        return cls(ids, invalid, late, covered, list(keys), event, arrival, values)
 
     def fold(self, spec: StreamSpec) -> _Folded:
         """Return the packed entity headers and bucket deltas, the entity keys and the newest event time."""
         if not self.keys:
-            return _Folded(self.valid_ids, self.invalid, self.late, b"", b"", [], "")
+            return _Folded(self.valid_ids, self.invalid, self.late, self.covered, b"", b"", [], "")
         step = spec.step_us
         index: dict[bytes, int] = {}
         entity = np.fromiter((index.setdefault(key, len(index)) for key in self.keys), np.int64, len(self.keys))
@@ -253,7 +267,10 @@ class _Batch:
         keys = list(index)
         ordered_keys = [keys[i] for i in entity[entity_starts].tolist()]
         newest = int(event.max())
-        return _Folded(self.valid_ids, self.invalid, self.late, _packed(heads), _packed(record), ordered_keys, newest)
+        heads_packed, records_packed = _packed(heads), _packed(record)
+        return _Folded(
+            self.valid_ids, self.invalid, self.late, self.covered, heads_packed, records_packed, ordered_keys, newest
+        )
 
 
 def _valid_key(key: bytes | None) -> bool:

@@ -4,7 +4,8 @@ Keys of partition p of a view (`p = crc32(entity key) mod partitions`), all shar
 so one script touches one Cluster slot:
 
     <prefix>:{<view>:v<N>:p<p>}:events      the Redis Stream producers append to (XADD); consumer group `workers`
-    <prefix>:{<view>:v<N>:p<p>}:state       hash: applied, late, expired, invalid, dead counts and the watermark
+    <prefix>:{<view>:v<N>:p<p>}:state       hash: applied, late, expired, invalid, dead, archived, covered counts, the
+                                            watermark and a tile rebuild's `cut` and fence (`rebuilding`)
     <prefix>:{<view>:v<N>:p<p>}:dead        dead-letter stream: entries delivered `max_deliveries` times unapplied
     <prefix>:{<view>:v<N>:p<p>}:archiver    lock of the archiver copying the stream offline (group `archive`)
     <prefix>:{<view>:v<N>:p<p>}:t:<entity>  the entity's tiles (one hash)

@@ -8,7 +8,7 @@ from redis.cluster import RedisCluster
 from feature_assets.language.feature_view import FeatureView
 from resources.stream_keys import GROUP, partitions, stream_keys
 
-COUNTERS = ("applied", "late", "expired", "invalid", "dead", "archived")
+COUNTERS = ("applied", "late", "expired", "invalid", "dead", "archived", "covered")
 UNDELIVERED_COUNTED = 10_000
 
 
@@ -32,7 +32,8 @@ class StreamProgress:
 def partition_state(
     client: redis.Redis | RedisCluster, key_prefix: str, view: FeatureView
 ) -> list[dict[str, int | str | None]]:
-    """Return each partition's counters, watermark (µs), last applied entry, pending count and dead-letter length."""
+    """Return each partition's counters, watermark (µs), last applied entry, pending count, dead-letter length and
+    tile rebuild (`cut_us`: the last rebuild's cut; `rebuilding`: the token of a rebuild holding the partition)."""
     states = []
     for p in range(partitions(view)):
         keys = stream_keys(key_prefix, view, p)
@@ -52,6 +53,8 @@ def partition_state(
             oldest_unapplied_ms=oldest[0],
             length=int(client.xlen(keys.stream)),
             dead_letters=int(client.xlen(keys.dead)),
+            cut_us=int(stored["cut"]) if "cut" in stored else None,
+            rebuilding=stored.get("rebuilding"),
         )
         states.append(state)
     return states

@@ -63,11 +63,13 @@ def tile_width(view: FeatureView) -> int:
 def apply_script(view: FeatureView) -> str:
     """Return the Lua script merging a folded batch of one partition stream into its tiles and acknowledging it.
 
-    KEYS: the partition's stream and state hash. ARGV: the consumer group, the caller's clock in ms, the number of
-    entry IDs, the IDs (ascending), then the fold's arguments (see `resources.stream_batches`). If any ID is no
-    longer pending (another worker applied it) nothing is written and the script returns {-1}; otherwise it
-    acknowledges every ID, merges each (entity, bucket) delta, drops buckets no read can reach any more, advances
-    the watermark and returns {applied, late, expired, invalid, missing}.
+    KEYS: the partition's stream and state hash. ARGV: the consumer group, the caller's clock in ms, a rebuild's
+    token ('' for a worker), the number of entry IDs, the IDs (ascending), then the fold's arguments (see
+    `resources.stream_batches`). Nothing is written, and the script returns {-3} while a rebuild other than the
+    caller's holds the partition (state field `rebuilding`), {-2} if no rebuild holds it and the fold's cut is
+    not the state's `cut`, and {-1} if any ID is no longer pending (another worker applied it). Otherwise
+    it acknowledges every ID, merges each (entity, bucket) delta, drops buckets no read can reach any more,
+    advances the watermark and returns {applied, late, expired, invalid, missing}.
     """
     step = view.step // _ONE_MICROSECOND
     lookback = steps(view.lookback, view.step)
@@ -77,24 +79,31 @@ local call, tonumber, floor, format = redis.call, tonumber, math.floor, string.f
 local pack, unpack_struct = struct.pack, struct.unpack
 local STEP, L, DELTA, WIDTH = {step}, {lookback}, {delta}, {delta - 2}
 local DELTA_FORMAT, TILE_FORMAT = '<' .. string.rep('d', DELTA), '<' .. string.rep('d', WIDTH)
-local stream, state, group = KEYS[1], KEYS[2], ARGV[1]
+local stream, state, group, token = KEYS[1], KEYS[2], ARGV[1], ARGV[3]
 local tiles = string.sub(stream, 1, -8) .. ':t:'
-local n = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local at = 5 + n
+local fence = call('HMGET', state, 'rebuilding', 'cut')
+if fence[1] then
+  if fence[1] ~= token then return {{-3}} end
+elseif (tonumber(fence[2]) or 0) ~= tonumber(ARGV[at + 4]) then
+  return {{-2}}
+end
 if n > 0 then
   local pending = {{}}
-  for _, entry in ipairs(call('XPENDING', stream, group, ARGV[4], ARGV[3 + n], n * 4 + 16)) do
+  for _, entry in ipairs(call('XPENDING', stream, group, ARGV[5], ARGV[4 + n], n * 4 + 16)) do
     pending[entry[1]] = true
   end
-  for i = 4, 3 + n do
+  for i = 5, 4 + n do
     if not pending[ARGV[i]] then return {{-1}} end
   end
-  for i = 4, 3 + n, 4000 do call('XACK', stream, group, unpack(ARGV, i, math.min(i + 3999, 3 + n))) end
+  for i = 5, 4 + n, 4000 do call('XACK', stream, group, unpack(ARGV, i, math.min(i + 3999, 4 + n))) end
 end
-local at = 4 + n
 local late, invalid, missing = tonumber(ARGV[at]), tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-local max_event = tonumber(ARGV[at + 3])
-local entity_count = tonumber(ARGV[at + 4])
-local heads, records, key_at = ARGV[at + 5], ARGV[at + 6], at + 7
+local covered = tonumber(ARGV[at + 3])
+local max_event = tonumber(ARGV[at + 5])
+local entity_count = tonumber(ARGV[at + 6])
+local heads, records, key_at = ARGV[at + 7], ARGV[at + 8], at + 9
 local head_at, record_at = 1, 1
 local applied, expired = 0, 0
 local function merge(stored, d)
@@ -166,6 +175,7 @@ if applied ~= 0 then call('HINCRBY', state, 'applied', applied) end
 if late > 0 then call('HINCRBY', state, 'late', late) end
 if expired > 0 then call('HINCRBY', state, 'expired', expired) end
 if invalid > 0 then call('HINCRBY', state, 'invalid', invalid) end
+if covered > 0 then call('HINCRBY', state, 'covered', covered) end
 if n > 0 then
   local stored = call('HMGET', state, 'watermark', 'last_id')
   local update = {{'applied_at_ms', ARGV[2]}}
@@ -173,7 +183,7 @@ if n > 0 then
     update[#update + 1] = 'watermark'
     update[#update + 1] = format('%d', max_event)
   end
-  local last_id = ARGV[3 + n]
+  local last_id = ARGV[4 + n]
   local ms, seq = string.match(last_id, '^(%d+)-(%d+)$')
   local sms, sseq = string.match(stored[2] or '0-0', '^(%d+)-(%d+)$')
   ms, seq, sms, sseq = tonumber(ms), tonumber(seq), tonumber(sms), tonumber(sseq)

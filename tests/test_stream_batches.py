@@ -51,8 +51,11 @@ def random_entries(seed: int, count: int) -> list[tuple[bytes, object]]:
 
 @pytest.mark.parametrize("seed", range(60))
 def test_numpy_and_python_folds_give_the_same_bytes(seed):
-    entries = random_entries(seed, random.Random(seed).choice([1, 2, 5, SMALL_BATCH, 200]))
-    vectorized, plain = fold_entries(SPEC, entries, vectorized=True), fold_entries(SPEC, entries, vectorized=False)
+    rng = random.Random(seed)
+    entries = random_entries(seed, rng.choice([1, 2, 5, SMALL_BATCH, 200]))
+    cut = rng.choice([0, BASE_US - 2 * SPEC.step_us, BASE_US - SPEC.step_us + 5])
+    vectorized = fold_entries(SPEC, entries, vectorized=True, cut=cut)
+    plain = fold_entries(SPEC, entries, vectorized=False, cut=cut)
     assert vectorized == plain
     assert len(vectorized.ids) + len(vectorized.invalid) == len(entries)
 
@@ -69,8 +72,9 @@ def test_a_fold_counts_late_and_invalid_entries_and_packs_one_record_per_entity_
     for vectorized in (True, False):
         fold = fold_entries(SPEC, entries, vectorized=vectorized)
         assert fold.ids == [b"1-0", b"1-1", b"1-3", b"1-4"] and fold.invalid == [b"1-2"]
-        late, invalid, missing, newest, entity_count, heads, records, *keys = fold.arguments
-        assert (late, invalid, missing, newest, entity_count, keys) == (1, 1, 1, BASE_US, 1, [b"i:1"])
+        late, invalid, missing, covered, cut, newest, entity_count, heads, records, *keys = fold.arguments
+        assert (late, invalid, missing, covered, cut) == (1, 1, 1, 0, 0)
+        assert (newest, entity_count, keys) == (BASE_US, 1, [b"i:1"])
         width = len(records) // 8 // 2
         first, second = (
             struct.unpack(f"<{width}d", records[: width * 8]),
@@ -81,3 +85,17 @@ def test_a_fold_counts_late_and_invalid_entries_and_packs_one_record_per_entity_
             (-(-(BASE_US - step) // step), 1, BASE_US - step, 1),
             (-(-BASE_US // step), 1, BASE_US, 1),
         )
+
+
+def test_entries_that_arrived_by_the_cut_are_acknowledged_and_counted_not_folded():
+    step = SPEC.step_us
+    entries = [
+        (b"1-0", [b"k", b"i:1", b"t", str(BASE_US - step).encode(), b"a", str(BASE_US - step).encode(), b"fare", b"1"]),
+        (b"1-1", [b"k", b"i:1", b"t", str(BASE_US).encode(), b"a", str(BASE_US).encode(), b"fare", b"2"]),
+    ]
+    for vectorized in (True, False):
+        fold = fold_entries(SPEC, entries, vectorized=vectorized, cut=BASE_US - step)
+        late, invalid, missing, covered, cut, newest, entity_count, heads, records, *keys = fold.arguments
+        assert fold.ids == [b"1-0", b"1-1"]
+        assert (late, covered, cut, newest, entity_count) == (0, 1, BASE_US - step, BASE_US, 1)
+        assert struct.unpack("<3d", heads) == (BASE_US // step, BASE_US, 1)

@@ -35,6 +35,7 @@ from resources.stream_keys import GROUP, StreamKeys, partitions, stream_keys
 from resources.stream_scripts import DEAD_LETTER_SCRIPT, apply_script
 
 Client = redis.Redis | RedisCluster
+REBUILD_WAIT_S = 0.05
 
 
 @dataclass
@@ -97,6 +98,8 @@ class StreamWorker:
         self.client.set_response_callback("XREADGROUP", lambda response, **_: response)
         self.cluster = isinstance(self.client, RedisCluster)
         self._prefetched: _Work = []
+        self._cuts: dict[str, int] = {}
+        self._stop = threading.Event()
 
     def create_groups(self) -> None:
         """Create each partition stream and its consumer group when missing (reading from the stream's start)."""
@@ -153,6 +156,7 @@ class StreamWorker:
         entries already read when `stop` is set are applied before returning.
         `observe`, when given, is called every `observe_every_s` seconds (e.g. to report to Dagster).
         """
+        self._stop = stop
         self.create_groups()
         for part, fold, entries in self._fold(self._read("0", None)):
             self._apply(part, fold, entries)
@@ -193,28 +197,49 @@ class StreamWorker:
         for stream, entries in replies:
             if entries:
                 part = self.by_stream[stream]
-                work.append((part, fold_entries(part.spec, entries), entries))
+                work.append((part, self._fold_batch(part, entries), entries))
         return work
 
+    def _fold_batch(self, part: _Partition, entries: Sequence[Entry]) -> Fold:
+        """Fold entries of one partition, leaving out those its last tile rebuild covered."""
+        cut = self._cuts.get(part.keys.state)
+        if cut is None:
+            cut = self._cuts[part.keys.state] = int(self.client.hget(part.keys.state, "cut") or 0)
+        return fold_entries(part.spec, entries, cut=cut)
+
     def _arguments(self, fold: Fold) -> list[object]:
-        return [GROUP, int(time.time() * 1000), len(fold.ids), *fold.ids, *fold.arguments]
+        return [GROUP, int(time.time() * 1000), "", len(fold.ids), *fold.ids, *fold.arguments]
 
     def _apply(self, part: _Partition, fold: Fold, entries: Sequence[Entry]) -> None:
-        """Run the apply script on a folded batch; if another worker applied some of it, refold what is left."""
+        """Run the apply script on a folded batch until it is applied or nothing of it is left to apply.
+
+        While a rebuild holds the partition the batch waits (left pending if the worker is told to stop); after one,
+        it is refolded with the rebuild's cut; if another worker applied some of it, what is left is refolded.
+        """
         script = self.scripts[part.view.name]
-        result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(fold))
-        if int(result[0]) == -1:
-            still = {
-                entry["message_id"]
-                for entry in self.client.xpending_range(
-                    part.keys.stream, GROUP, min=entries[0][0], max=entries[-1][0], count=len(entries) * 8 + 64
-                )
-            }
-            fold = fold_entries(part.spec, [entry for entry in entries if entry[0] in still])
+        while True:
             result = script(keys=[part.keys.stream, part.keys.state], args=self._arguments(fold))
-            if int(result[0]) == -1:
+            code = int(result[0])
+            if code >= 0:
+                self.totals.add(result)
                 return
-        self.totals.add(result)
+            if code == -3:
+                if self._stop.wait(REBUILD_WAIT_S):
+                    return
+                continue
+            if code == -2:
+                self._cuts.pop(part.keys.state, None)
+            else:
+                still = {
+                    entry["message_id"]
+                    for entry in self.client.xpending_range(
+                        part.keys.stream, GROUP, min=entries[0][0], max=entries[-1][0], count=len(entries) * 8 + 64
+                    )
+                }
+                entries = [entry for entry in entries if entry[0] in still]
+                if not entries:
+                    return
+            fold = self._fold_batch(part, entries)
 
     def _apply_and_read_ahead(self, work: _Work) -> None:
         """Send the next XREADGROUP and this batch's scripts in one round trip; fold the next batch meanwhile."""
@@ -245,7 +270,7 @@ class StreamWorker:
                 self._apply(part, fold, entries)
             elif isinstance(result, Exception):
                 raise result
-            elif int(result[0]) == -1:
+            elif int(result[0]) < 0:
                 self._apply(part, fold, entries)
             else:
                 self.totals.add(result)
@@ -264,7 +289,7 @@ class StreamWorker:
             )
             self.totals.dead += int(moved)
         if retried:
-            self._apply(part, fold_entries(part.spec, retried), retried)
+            self._apply(part, self._fold_batch(part, retried), retried)
         self.totals.claimed += len(claimed)
         return len(claimed)
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 import polars as pl
 
 from feature_assets.compute.online_rebuild import rebuild_online_view, rebuildable_views
+from feature_assets.compute.stream_rebuild import StreamRebuildError
 from feature_assets.language.errors import EntityFrameError
 from feature_assets.language.feature_service import FeatureService
 from feature_assets.language.repository import FeatureRepository, load_repository
@@ -35,8 +36,9 @@ def register(commands: argparse._SubParsersAction, common: argparse.ArgumentPars
         parents=[common],
         help="disaster recovery: rewrite Redis from the offline store (latest row per entity within ttl)",
         description="For every online batch view (or each --view), write the latest row per entity within its ttl "
-        "from its passed partitions. Writes are newer-wins, so it is safe while serving and publishing run. The "
-        "`rebuild_online_store` job does the same from the UI.",
+        "from its passed partitions. Writes are newer-wins, so it is safe while serving and publishing run. A "
+        "streaming view's tiles are rebuilt from its event log, fenced against its stream workers (its archiver "
+        "must have caught up). The `rebuild_online_store` job does the same from the UI.",
     )
     rebuild.add_argument("--view", action="append", metavar="VIEW", help="only this view (repeatable)")
     rebuild.set_defaults(run=_rebuild)
@@ -116,13 +118,13 @@ def _rebuild(args: argparse.Namespace) -> int:
         [repository.view(name) for name in args.view] if args.view else list(repository.views.values())
     )
     if args.view and len(views) < len(args.view):
-        return output.fail(
-            f"only online batch views can be rebuilt; of {args.view}, those are {[v.name for v in views]}"
-        )
+        return output.fail(f"only online views can be rebuilt; of {args.view}, those are {[v.name for v in views]}")
     online = RedisOnlineStore.from_env(repository=args.repository, count_usage=False)
     offline = OfflineStore.from_env()
     try:
         rebuilt = [rebuild_online_view(view, offline, online) for view in views]
+    except StreamRebuildError as error:
+        return output.fail(str(error))
     finally:
         online.close()
     rows = [vars(result) for result in rebuilt]
