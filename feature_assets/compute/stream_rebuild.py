@@ -87,6 +87,18 @@ def rebuild_stream_tiles(
         .filter(pl.col("created_timestamp") <= moment)
         .collect()
     )
+    entities = _write_tiles(client, view, parts, events, token)
+    for keys in parts:
+        if client.hget(keys.state, "rebuilding") == token.encode():
+            client.hdel(keys.state, "rebuilding")
+    return RebuiltTiles(len(parts), events.height, entities)
+
+
+def _write_tiles(
+    client: redis.Redis, view: FeatureView, parts: list[StreamKeys], events: pl.DataFrame, token: str
+) -> int:
+    """Fold the events into each partition's tiles with the apply script, under the rebuild's token; return the
+    number of entities written."""
     by_partition: dict[int, list[tuple[bytes, dict[bytes, bytes]]]] = defaultdict(list)
     for index, (partition, fields) in enumerate(stream_entries(view, events)):
         entry = {name.encode(): value.encode() for name, value in fields.items()}
@@ -107,10 +119,7 @@ def rebuild_stream_tiles(
                     f"another rebuild of {view.name!r} took partition {partition} midway; its workers wait until "
                     "one rebuild finishes: run it again"
                 )
-    for keys in parts:
-        if client.hget(keys.state, "rebuilding") == token.encode():
-            client.hdel(keys.state, "rebuilding")
-    return RebuiltTiles(len(parts), events.height, entities)
+    return entities
 
 
 def _last_id(client: redis.Redis, stream: str) -> bytes | None:
