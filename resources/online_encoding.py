@@ -38,11 +38,16 @@ _VALUE_ESCAPE_BYTES = _VALUE_ESCAPE.encode()
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D", "|": "%7C"})
 _STRING_MARK = "\x00"
 _STRING_MARK_BYTES = _STRING_MARK.encode()
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 
 Decoder = Callable[[bytes], object]
 ColumnDecoder = Callable[[Sequence[bytes]], list[object]]
+
+
+def epoch_us(moment: datetime) -> int:
+    """Return an aware datetime as microseconds since the Unix epoch."""
+    return (moment - EPOCH) // timedelta(microseconds=1)
 
 
 def is_integer_key(dtype: pl.DataType) -> bool:
@@ -153,7 +158,7 @@ def _unescape(raw: bytes) -> bytes:
 
 def decode_order_timestamp(order: bytes) -> datetime:
     """Return the UTC event time of an order string."""
-    return _EPOCH + timedelta(microseconds=int(order[:ORDER_DIGITS]) - ORDER_BIAS)
+    return EPOCH + timedelta(microseconds=int(order[:ORDER_DIGITS]) - ORDER_BIAS)
 
 
 def _decode_string(raw: bytes) -> str:
@@ -167,7 +172,7 @@ def _decode_date(raw: bytes) -> date:
 
 def decode_timestamp(raw: bytes) -> datetime:
     """Return the UTC datetime of microseconds since the epoch written as ASCII digits."""
-    return _EPOCH + timedelta(microseconds=int(raw))
+    return EPOCH + timedelta(microseconds=int(raw))
 
 
 def _decode_bool(raw: bytes) -> bool:

@@ -1,15 +1,16 @@
 """The answer of an online read: feature columns in request order with a status per value."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
+
+from resources.online_encoding import EPOCH
 
 PRESENT = "present"
 NOT_FOUND = "not_found"
 EXPIRED = "expired"
 TIMESTAMP_SUFFIX = "__event_timestamp"
 AGE_SUFFIX = "__age_seconds"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class OnlineResponse:
@@ -39,7 +40,7 @@ class OnlineResponse:
         stamps = {name: values for name, values in self.columns.items() if name.endswith(TIMESTAMP_SUFFIX)}
         if not stamps or self.read_at_us is None:
             raise ValueError("ages are measured from event times: read with include_timestamps=True")
-        read_at = _EPOCH + timedelta(microseconds=self.read_at_us)
+        read_at = EPOCH + timedelta(microseconds=self.read_at_us)
         return {
             name.removesuffix(TIMESTAMP_SUFFIX) + AGE_SUFFIX: [
                 None if stamp is None else (read_at - stamp).total_seconds() for stamp in values

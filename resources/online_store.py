@@ -10,7 +10,7 @@ number of entities and views are one pipeline of HGETs of that field, i.e. one r
 import os
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import polars as pl
 import redis
@@ -38,7 +38,6 @@ from resources.stream_keys import Entries, stream_entries, stream_keys
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 WRITE_SLICE_ROWS = 8192
 READ_PLAN_CACHE_SIZE = 1024
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -241,7 +240,7 @@ def _epoch_micros(moment: datetime) -> int:
     """Return an aware datetime as microseconds since the Unix epoch."""
     if moment.tzinfo is None:
         raise EntityFrameError(f"now={moment!r} is naive; pass an aware datetime, e.g. with tzinfo=UTC")
-    return (moment - _EPOCH) // timedelta(microseconds=1)
+    return encoding.epoch_us(moment)
 
 
 def _parse_url(url: str) -> tuple[str, bool]:

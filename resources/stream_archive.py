@@ -9,7 +9,6 @@ batch written twice replaces itself, so each event reaches the event log once.
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 
 import polars as pl
 
@@ -19,7 +18,6 @@ from resources.stream_keys import ARCHIVE_GROUP, column_kinds
 
 ARCHIVE_CONSUMER = "archiver"
 UTC_MICROSECONDS = pl.Datetime("us", "UTC")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # Read up to ARGV[4] entries after ARGV[3] ('>' for new ones) as the archive consumer, if ARGV[1] holds the lock;
 # renews the lock for ARGV[2] ms. KEYS: the stream, the lock. Returns nil when the lock is not held.

@@ -87,11 +87,7 @@ def _oldest_unapplied(
 ) -> tuple[int | None, int]:
     """Return the time (ms) of the oldest entry not yet applied (pending or undelivered) and how many are undelivered
     (counted up to UNDELIVERED_COUNTED)."""
-    try:
-        groups = client.xinfo_groups(stream)
-    except redis.ResponseError:
-        return None, 0
-    group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+    group = consumer_group(client, stream, GROUP)
     if group is None:
         return None, 0
     delivered = group["last-delivered-id"]
@@ -101,6 +97,15 @@ def _oldest_unapplied(
     if pending.get("min"):
         candidates.append(_ms(pending["min"]))
     return (min(candidates) if candidates else None), len(undelivered)
+
+
+def consumer_group(client: redis.Redis | RedisCluster, stream: str, name: str) -> dict[str, object] | None:
+    """Return XINFO GROUPS' entry of one consumer group of a stream, or None when the group or stream is missing."""
+    try:
+        groups = client.xinfo_groups(stream)
+    except redis.ResponseError:
+        return None
+    return next((group for group in groups if group["name"] in (name, name.encode())), None)
 
 
 def _ms(entry_id: bytes | str) -> int:

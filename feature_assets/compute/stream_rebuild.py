@@ -29,13 +29,14 @@ import redis
 from feature_assets.compute.stream_events import stream_events
 from feature_assets.language.feature_view import FeatureView
 from resources.offline_store import OfflineStore
+from resources.online_encoding import epoch_us
 from resources.online_store import RedisOnlineStore
 from resources.stream_batches import StreamSpec, fold_entries
 from resources.stream_keys import ARCHIVE_GROUP, GROUP, StreamKeys, partitions, stream_entries, stream_keys
+from resources.stream_progress import consumer_group
 from resources.stream_scripts import apply_script
 
 REBUILD_BATCH = 5000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class StreamRebuildError(RuntimeError):
@@ -66,7 +67,7 @@ def rebuild_stream_tiles(
         client.hset(keys.state, "rebuilding", token)
     moment = datetime.now(UTC)
     for keys in parts:
-        client.hset(keys.state, "cut", (moment - _EPOCH) // timedelta(microseconds=1))
+        client.hset(keys.state, "cut", epoch_us(moment))
     try:
         time.sleep(grace.total_seconds())
         targets = {keys.stream: _last_id(client, keys.stream) for keys in parts}
@@ -142,10 +143,7 @@ def _wait_for_archivers(
         if target is None:
             continue
         while True:
-            groups = {
-                _text(group["name"]): group for group in client.xinfo_groups(stream) if group.get("name") is not None
-            }
-            archive = groups.get(ARCHIVE_GROUP)
+            archive = consumer_group(client, stream, ARCHIVE_GROUP)
             if archive is None:
                 produced = _produced_entries(client, stream, target)
                 if produced:

@@ -7,7 +7,7 @@ observations of `online/<view>` (watermark, lag, counts); the checks below read 
 
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import polars as pl
 from dagster import (
@@ -27,7 +27,7 @@ from feature_assets.compute.stream_events import stream_events
 from feature_assets.language.asset_keys import online_asset_key, source_asset_key
 from feature_assets.language.feature_view import FeatureView
 from resources.offline_store import OfflineStore
-from resources.online_encoding import decode_entity_key
+from resources.online_encoding import EPOCH, decode_entity_key
 from resources.online_store import RedisOnlineStore
 from resources.stream_keys import tile_key_affixes
 from resources.stream_progress import StreamProgress, stream_progress
@@ -39,7 +39,6 @@ DEAD_LETTER_CHECK = "dead_letters_empty"
 PARITY_CHECK = "stream_batch_parity"
 MAX_LAG_SECONDS = 60.0
 PARITY_SAMPLE = 100
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MICROSECOND = timedelta(microseconds=1)
 
 
@@ -105,7 +104,7 @@ def parity_mismatches(
             break
     if not entities:
         return 0, []
-    at = _EPOCH + timedelta(microseconds=boundary)
+    at = EPOCH + timedelta(microseconds=boundary)
     features = [f"{view.name}:{name}" for name in view.feature_names]
     online = online_store.get_online_features(features, entities, now=at).to_dict()
     requests = pl.DataFrame(entities).with_row_index("_row").with_columns(pl.lit(boundary).alias("_t"))

@@ -26,7 +26,7 @@ import redis
 from redis.cluster import RedisCluster
 
 from feature_assets.language.feature_view import FeatureView
-from feature_assets.streaming.stream_process import add_common_arguments, process_views, stop_event
+from feature_assets.streaming.stream_process import add_common_arguments, create_group, process_views, stop_event
 from resources.offline_store import OfflineStore
 from resources.online_store import RedisOnlineStore
 from resources.stream_archive import ACK_SCRIPT, READ_SCRIPT, RELEASE_SCRIPT, archive_rows
@@ -84,11 +84,7 @@ class StreamArchiver:
     def create_groups(self) -> None:
         """Create each partition stream and its `archive` group when missing (reading from the stream's start)."""
         for part in self.partitions:
-            try:
-                self.client.xgroup_create(part.keys.stream, ARCHIVE_GROUP, id="0", mkstream=True)
-            except redis.ResponseError as error:
-                if "BUSYGROUP" not in str(error):
-                    raise
+            create_group(self.client, part.keys.stream, ARCHIVE_GROUP)
 
     def poll(self) -> int:
         """Archive one batch of each partition this archiver holds or can take; return how many entries it handled."""

@@ -8,17 +8,15 @@ what the frame path writes. Anything else returns None, and the frame path valid
 
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import polars as pl
 
 from feature_assets.language.feature_view import FeatureView
-from resources.online_encoding import entity_key, is_integer_key
+from resources.online_encoding import entity_key, epoch_us, is_integer_key
 from resources.stream_keys import column_kinds, partition_of, partitions
 
 SMALL_PUSH = 16
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 _INTEGER_RANGES = [
     (dtype, 0 if unsigned else -(2 ** (bits - 1)), 2**bits if unsigned else 2 ** (bits - 1))
     for bits, signed_dtype, unsigned_dtype in (
@@ -47,7 +45,7 @@ def simple_event_entries(view: FeatureView, rows: object, arrival: datetime) -> 
     values = {column: _column_values(columns[column], len(kinds[column]) > 1) for column in view.stream_columns}
     if times is None or any(k is None for k in keys) or any(v is None for v in values.values()):
         return None
-    arrived = str((arrival - _EPOCH) // _ONE_MICROSECOND)
+    arrived = str(epoch_us(arrival))
     count = partitions(view)
     entries = []
     for index, event in enumerate(times):
@@ -87,7 +85,7 @@ def _event_times(values: list[object]) -> list[int] | None:
     """Return event times in µs since the epoch (naive times are UTC), if all are datetimes in one time zone."""
     if not all(isinstance(v, datetime) for v in values) or len({v.tzinfo for v in values}) != 1:
         return None
-    return [((v.replace(tzinfo=UTC) if v.tzinfo is None else v) - _EPOCH) // _ONE_MICROSECOND for v in values]
+    return [epoch_us(v.replace(tzinfo=UTC) if v.tzinfo is None else v) for v in values]
 
 
 def _column_values(values: list[object], numeric: bool) -> list[str | None] | None:

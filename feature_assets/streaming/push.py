@@ -2,7 +2,7 @@
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal, get_args
 
 import pandas as pd
@@ -16,14 +16,13 @@ from feature_assets.language.repository import FeatureRepository
 from feature_assets.quality.schema_validation import validate_partition
 from feature_assets.streaming.event_entries import simple_event_entries
 from resources.offline_store import OfflineStore
+from resources.online_encoding import epoch_us
 from resources.online_store import RedisOnlineStore
 from resources.stream_keys import Entries
 
 PushTarget = Literal["online", "offline", "online_and_offline"]
 PushRows = pl.DataFrame | pd.DataFrame | Sequence[Mapping[str, object]] | Mapping[str, Sequence[object]]
 FAILURES_SHOWN = 5
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
@@ -235,7 +234,7 @@ def pushed_rows(view: FeatureView, rows: PushRows, arrival: datetime) -> pl.Data
 
 def _arrival_column(arrival: datetime) -> pl.Expr:
     """Return the `created_timestamp` column: `arrival` as UTC microseconds on every row."""
-    return pl.lit((arrival - _EPOCH) // _ONE_MICROSECOND).cast(UTC_MICROSECONDS).alias("created_timestamp")
+    return pl.lit(epoch_us(arrival)).cast(UTC_MICROSECONDS).alias("created_timestamp")
 
 
 def _pushed_frame(

@@ -6,6 +6,9 @@ import gc
 import signal
 import threading
 
+import redis
+from redis.cluster import RedisCluster
+
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.language.repository import load_repository
 
@@ -22,6 +25,15 @@ def process_views(args: argparse.Namespace) -> list[FeatureView]:
     repository = load_repository(args.repository)
     names = [name for name in args.views.split(",") if name]
     return [repository.view(name) for name in names] or [v for v in repository.views.values() if v.streaming]
+
+
+def create_group(client: redis.Redis | RedisCluster, stream: str, group: str) -> None:
+    """Create a stream and its consumer group when missing, the group reading from the stream's start."""
+    try:
+        client.xgroup_create(stream, group, id="0", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise
 
 
 def stop_event() -> threading.Event:

@@ -28,7 +28,7 @@ from redis.cluster import RedisCluster
 
 from feature_assets.language.feature_view import FeatureView
 from feature_assets.orchestration.stream_assets import report_observations
-from feature_assets.streaming.stream_process import add_common_arguments, process_views, stop_event
+from feature_assets.streaming.stream_process import add_common_arguments, create_group, process_views, stop_event
 from resources.online_store import RedisOnlineStore
 from resources.stream_batches import Entry, Fold, StreamSpec, fold_entries
 from resources.stream_keys import GROUP, StreamKeys, partitions, stream_keys
@@ -104,11 +104,7 @@ class StreamWorker:
     def create_groups(self) -> None:
         """Create each partition stream and its consumer group when missing (reading from the stream's start)."""
         for part in self.partitions:
-            try:
-                self.client.xgroup_create(part.keys.stream, GROUP, id="0", mkstream=True)
-            except redis.ResponseError as error:
-                if "BUSYGROUP" not in str(error):
-                    raise
+            create_group(self.client, part.keys.stream, GROUP)
 
     def poll(self) -> int:
         """Apply one batch per partition stream with new entries; return how many entries were applied or skipped.
